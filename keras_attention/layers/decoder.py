@@ -1,0 +1,111 @@
+"""Transformer decoder block: causal self-attention, cross-attention, feed-forward."""
+
+import keras
+
+from keras_attention.layers.sublayers import TransformerBlock
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TransformerDecoderBlock(TransformerBlock):
+    """One decoder layer of the Transformer (Vaswani et al., 2017).
+
+    Arguments are those of ``TransformerBlock``. Without ``encoder_sequence``
+    at build time the block has no cross-attention (decoder-only use).
+
+    Call arguments:
+        decoder_sequence: ``(batch, target_length, hidden_dim)``.
+        encoder_sequence: ``(batch, source_length, encoder_dim)``.
+        decoder_padding_mask: ``(batch, target_length)``, true for real tokens.
+        decoder_attention_mask: ``(batch, target_length, target_length)``.
+        encoder_padding_mask: ``(batch, source_length)``, true for real tokens.
+        self_attention_cache: ``(batch, 2, max_length, num_heads, key_dim)``;
+            with ``self_attention_cache_update_index`` the step's keys and
+            values are written there (incremental decoding).
+        self_attention_cache_update_index: position of ``decoder_sequence[:, 0]``.
+        cross_attention_cache: keys/values of the encoder output computed once
+            by ``compute_cross_attention_cache``; replaces ``encoder_sequence``.
+        return_attention_scores: also return a dict of ``self_attention`` and
+            ``cross_attention`` probabilities.
+
+    Returns:
+        ``output``, then the scores dict if requested, then the updated
+        self-attention cache if one was given.
+    """
+
+    def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
+        hidden_dim = decoder_sequence_shape[-1]
+        self.self_attention = self._attention(hidden_dim, "self_attention")
+        self.self_attention.build(decoder_sequence_shape)
+        self.self_attention_residual = self._residual("self_attention_residual")
+        self.self_attention_residual.build(decoder_sequence_shape)
+        self.cross_attention = None
+        if encoder_sequence_shape is not None:
+            self.cross_attention = self._attention(hidden_dim, "cross_attention")
+            self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
+            self.cross_attention_residual = self._residual("cross_attention_residual")
+            self.cross_attention_residual.build(decoder_sequence_shape)
+        self.feedforward = self._feedforward()
+        self.feedforward.build(decoder_sequence_shape)
+        self.feedforward_residual = self._residual("feedforward_residual")
+        self.feedforward_residual.build(decoder_sequence_shape)
+        self.built = True
+
+    def compute_cross_attention_cache(self, encoder_sequence):
+        """Project the encoder output to cross-attention keys/values once."""
+        if self.cross_attention is None:
+            raise ValueError("this decoder block has no cross-attention (built without an encoder).")
+        return self.cross_attention.compute_key_value_cache(encoder_sequence)
+
+    def call(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        decoder_padding_mask=None,
+        decoder_attention_mask=None,
+        encoder_padding_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        return_attention_scores=False,
+        training=None,
+    ):
+        scores = {}
+        x = self.self_attention_residual.before(decoder_sequence)
+        attended = self.self_attention(
+            x,
+            padding_mask=decoder_padding_mask,
+            attention_mask=decoder_attention_mask,
+            use_causal_mask=True,
+            return_attention_scores=True,
+            cache=self_attention_cache,
+            cache_update_index=self_attention_cache_update_index,
+            training=training,
+        )
+        x, scores["self_attention"] = attended[0], attended[1]
+        if self_attention_cache is not None:
+            self_attention_cache = attended[2]
+        x = self.self_attention_residual.after(decoder_sequence, x, training=training)
+
+        has_source = encoder_sequence is not None or cross_attention_cache is not None
+        if self.cross_attention is not None and has_source:
+            residual = x
+            attended = self.cross_attention(
+                self.cross_attention_residual.before(x),
+                value=encoder_sequence,
+                padding_mask=encoder_padding_mask,
+                return_attention_scores=True,
+                cache=cross_attention_cache,
+                training=training,
+            )
+            scores["cross_attention"] = attended[1]
+            x = self.cross_attention_residual.after(residual, attended[0], training=training)
+
+        y = self.feedforward(self.feedforward_residual.before(x), training=training)
+        x = self.feedforward_residual.after(x, y, training=training)
+
+        results = (x,)
+        if return_attention_scores:
+            results += (scores,)
+        if self_attention_cache is not None:
+            results += (self_attention_cache,)
+        return results[0] if len(results) == 1 else results

@@ -1,0 +1,123 @@
+"""Transformer configurations as frozen dataclasses, and the named presets."""
+
+import dataclasses
+
+from keras_attention.layers.positional import POSITION_ENCODINGS
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Architecture of an encoder-decoder Transformer.
+
+    ``hidden_dim`` must be divisible by ``num_heads``. ``share_embeddings``
+    uses one token embedding for source and target (needs equal vocabulary
+    sizes); ``tie_output_embeddings`` computes logits with the transposed
+    target embedding instead of a separate output layer.
+    """
+
+    encoder_vocabulary_size: int = 8000
+    decoder_vocabulary_size: int = 8000
+    num_encoder_layers: int = 3
+    num_decoder_layers: int = 3
+    hidden_dim: int = 256
+    num_heads: int = 4
+    intermediate_dim: int = 1024
+    dropout: float = 0.1
+    max_sequence_length: int = 256
+    activation: str = "relu"
+    layer_norm_epsilon: float = 1e-5
+    normalize_first: bool = False
+    position_encoding: str = "sinusoidal"
+    share_embeddings: bool = False
+    tie_output_embeddings: bool = False
+
+    def __post_init__(self):
+        for name in (
+            "encoder_vocabulary_size",
+            "decoder_vocabulary_size",
+            "num_encoder_layers",
+            "num_decoder_layers",
+            "hidden_dim",
+            "num_heads",
+            "intermediate_dim",
+            "max_sequence_length",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hidden_dim={self.hidden_dim} must be divisible by num_heads={self.num_heads}."
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.layer_norm_epsilon <= 0:
+            raise ValueError(
+                f"layer_norm_epsilon must be positive, got {self.layer_norm_epsilon!r}."
+            )
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(
+                f"position_encoding must be one of {POSITION_ENCODINGS}, "
+                f"got {self.position_encoding!r}."
+            )
+        if self.share_embeddings and self.encoder_vocabulary_size != self.decoder_vocabulary_size:
+            raise ValueError(
+                "share_embeddings needs one vocabulary: encoder_vocabulary_size="
+                f"{self.encoder_vocabulary_size} != decoder_vocabulary_size="
+                f"{self.decoder_vocabulary_size}; build a shared vocabulary or set "
+                "share_embeddings=False."
+            )
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (validated again)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(
+                f"unknown TransformerConfig field(s) {unknown}; known: "
+                f"{[f.name for f in dataclasses.fields(self)]}."
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # For tests and the demo: trains in seconds on a CPU.
+    "tiny": TransformerConfig(
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        hidden_dim=64,
+        num_heads=4,
+        intermediate_dim=128,
+        dropout=0.0,
+        max_sequence_length=64,
+    ),
+    # Multi30k-sized tasks on a few CPU cores or one GPU.
+    "small": TransformerConfig(
+        num_encoder_layers=3,
+        num_decoder_layers=3,
+        hidden_dim=256,
+        num_heads=4,
+        intermediate_dim=1024,
+        dropout=0.1,
+        max_sequence_length=256,
+    ),
+    # Transformer base (Vaswani et al., 2017): 6+6 layers, d512, 8 heads, ff 2048.
+    "base": TransformerConfig(
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        hidden_dim=512,
+        num_heads=8,
+        intermediate_dim=2048,
+        dropout=0.1,
+        max_sequence_length=512,
+    ),
+}
+
+
+def get_preset(name, **changes):
+    """The preset ``name`` with ``changes`` (e.g. vocabulary sizes) applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name].replace(**changes)
