@@ -1,0 +1,32 @@
+"""Metrics that ignore padding (label id 0)."""
+
+import keras
+from keras import ops
+
+PAD_ID = 0
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class MaskedAccuracy(keras.metrics.Metric):
+    """Token accuracy over non-padding labels, exact over the whole epoch
+    (correct tokens / real tokens, not an average of batch ratios)."""
+
+    def __init__(self, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        mask = ops.not_equal(y_true, PAD_ID)
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        correct = ops.logical_and(mask, ops.equal(predicted, y_true))
+        self.correct.assign_add(ops.sum(ops.cast(correct, "float32")))
+        self.total.assign_add(ops.sum(ops.cast(mask, "float32")))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
