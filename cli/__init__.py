@@ -1,0 +1,1 @@
+"""Click commands of the ``keras-attention`` tool (thin wrappers over the library)."""
