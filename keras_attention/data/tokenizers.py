@@ -7,12 +7,25 @@ carries their lookup tables and needs no Python step.
 
 import collections
 import os
+import re
 
 import tensorflow as tf
 
 PAD, START, END, UNK = "[PAD]", "[START]", "[END]", "[UNK]"
 RESERVED_TOKENS = (PAD, START, END, UNK)
 PAD_ID, START_ID, END_ID, UNK_ID = range(4)
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {escaped[1]: raw for raw, escaped in _ESCAPES.items()}
+
+
+def _escape(token):
+    return "".join(_ESCAPES.get(c, c) for c in token)
+
+
+def _unescape(line):
+    return re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m.group(1), m.group(0)), line)
 
 
 class VocabularyTokenizer(tf.Module):
@@ -99,10 +112,11 @@ class VocabularyTokenizer(tf.Module):
         return cls(list(RESERVED_TOKENS) + kept, lowercase=lowercase)
 
     def save(self, path):
-        """Write the vocabulary, one token per line (UTF-8)."""
+        """Write the vocabulary, one token per line (UTF-8); backslash, newline
+        and carriage return inside tokens are escaped as ``\\``, ``\n``, ``\r``."""
         tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(token + "\n" for token in self.vocabulary)
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.writelines(_escape(token) + "\n" for token in self.vocabulary)
         os.replace(tmp, path)
 
     @classmethod
@@ -111,19 +125,22 @@ class VocabularyTokenizer(tf.Module):
             raise FileNotFoundError(
                 f"vocabulary file '{path}' not found; build one with {cls.__name__}.build(texts)."
             )
-        with open(path, encoding="utf-8") as f:
-            vocabulary = [line.rstrip("\n") for line in f]
+        with open(path, encoding="utf-8", newline="") as f:
+            vocabulary = [_unescape(line) for line in f.read().split("\n")[:-1]]
         return cls(vocabulary, lowercase=lowercase)
 
 
 class WordTokenizer(VocabularyTokenizer):
-    """Whitespace-separated words; every punctuation mark and digit is a token of
-    its own ("23 mar, 1994" -> 2 3 mar , 1 9 9 4). Detokenization joins with spaces."""
+    """Whitespace-separated words; every punctuation mark or symbol and every
+    digit is a token of its own ("23 mar, 1994" -> 2 3 mar , 1 9 9 4). Letters
+    of any script stay in their word; any Unicode space separates words.
+    Detokenization joins tokens with single spaces."""
 
     separator = " "
 
     def split(self, texts):
-        texts = tf.strings.regex_replace(texts, r"([^\w\s]|\d)", r" \1 ")
+        texts = tf.strings.regex_replace(texts, r"[\s\p{Z}]+", " ")
+        texts = tf.strings.regex_replace(texts, r"([^\p{L}\p{M}\p{N} ]|\p{Nd})", r" \1 ")
         return tf.strings.split(texts)
 
 

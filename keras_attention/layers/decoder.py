@@ -69,6 +69,11 @@ class TransformerDecoderBlock(TransformerBlock):
         return_attention_scores=False,
         training=None,
     ):
+        if self.cross_attention is None and encoder_sequence is not None:
+            raise ValueError(
+                "this decoder block was built without an encoder, so it has no "
+                "cross-attention; build it with encoder_sequence_shape to use one."
+            )
         scores = {}
         x = self.self_attention_residual.before(decoder_sequence)
         attended = self.self_attention(

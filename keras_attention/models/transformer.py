@@ -93,9 +93,11 @@ class Transformer(keras.Model):
         self.build()
 
     @classmethod
-    def from_preset(cls, preset, **changes):
-        """Build the named preset (``tiny``, ``small``, ``base``) with ``changes``."""
-        return cls(get_preset(preset, **changes))
+    def from_preset(cls, preset, dtype=None, name=None, **changes):
+        """Build the named preset (``tiny``, ``small``, ``base``) with config
+        ``changes``; ``dtype`` (e.g. ``"mixed_bfloat16"``) and ``name`` go to
+        the model."""
+        return cls(get_preset(preset, **changes), dtype=dtype, name=name)
 
     def build(self, inputs_shape=None):
         hidden = (None, None, self.config.hidden_dim)
