@@ -117,8 +117,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.built = True
 
     def _project(self, x, kernel, bias):
-        x = ops.einsum("btd,dhk->bthk", ops.cast(x, self.compute_dtype), kernel)
-        return x if bias is None else x + bias
+        # Explicit casts: compute_key_value_cache runs outside __call__'s autocast.
+        dtype = self.compute_dtype
+        x = ops.einsum("btd,dhk->bthk", ops.cast(x, dtype), ops.cast(kernel, dtype))
+        return x if bias is None else x + ops.cast(bias, dtype)
 
     def compute_key_value_cache(self, value, key=None):
         """Project ``key``/``value`` once: a cache ``(batch, 2, length, heads, dim)``

@@ -102,7 +102,8 @@ class Transformer(keras.Model):
     def build(self, inputs_shape=None):
         hidden = (None, None, self.config.hidden_dim)
         self.encoder_embedding.build((None, None))
-        self.decoder_embedding.build((None, None))
+        if self.decoder_embedding is not self.encoder_embedding:
+            self.decoder_embedding.build((None, None))
         for block in self.encoder_blocks:
             block.build(hidden)
         for block in self.decoder_blocks:
