@@ -1,6 +1,15 @@
-"""Text -> ``tf.data`` pipelines: the generated demo task, tokenizers, batching."""
+"""Text -> ``tf.data`` pipelines: corpus readers, the generated demo task,
+tokenizers, batching."""
 
 from keras_attention.data.batching import teacher_forcing, text_pair_dataset, tokenize_pairs
+from keras_attention.data.readers import (
+    CorpusStats,
+    PairSource,
+    aligned_pairs,
+    jsonl_pairs,
+    tfds_pairs,
+    tsv_pairs,
+)
 from keras_attention.data.synthetic import date_pairs
 from keras_attention.data.tokenizers import (
     END_ID,
@@ -14,6 +23,12 @@ from keras_attention.data.tokenizers import (
 )
 
 __all__ = [
+    "CorpusStats",
+    "PairSource",
+    "aligned_pairs",
+    "jsonl_pairs",
+    "tfds_pairs",
+    "tsv_pairs",
     "END_ID",
     "PAD_ID",
     "RESERVED_TOKENS",
