@@ -1,7 +1,14 @@
 """Text -> ``tf.data`` pipelines: corpus readers, the generated demo task,
 tokenizers, batching."""
 
-from keras_attention.data.batching import teacher_forcing, text_pair_dataset, tokenize_pairs
+from keras_attention.data.batching import (
+    BatchingConfig,
+    make_training_dataset,
+    padding_efficiency,
+    teacher_forcing,
+    text_pair_dataset,
+    tokenize_pairs,
+)
 from keras_attention.data.readers import (
     CorpusStats,
     PairSource,
@@ -10,6 +17,7 @@ from keras_attention.data.readers import (
     tfds_pairs,
     tsv_pairs,
 )
+from keras_attention.data.subword import SentencePieceTokenizer, WordPieceTokenizer
 from keras_attention.data.synthetic import date_pairs
 from keras_attention.data.tokenizers import (
     END_ID,
@@ -18,11 +26,18 @@ from keras_attention.data.tokenizers import (
     START_ID,
     UNK_ID,
     CharacterTokenizer,
+    Tokenizer,
     VocabularyTokenizer,
     WordTokenizer,
 )
 
 __all__ = [
+    "BatchingConfig",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "WordPieceTokenizer",
+    "make_training_dataset",
+    "padding_efficiency",
     "CorpusStats",
     "PairSource",
     "aligned_pairs",
