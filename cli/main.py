@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 
 import click  # noqa: E402
 
+from cli.data import data, vocab  # noqa: E402
 from cli.demo import demo  # noqa: E402
 from cli.translate import translate  # noqa: E402
 
@@ -19,9 +20,13 @@ def main(debug):
     \b
     Examples:
       keras-attention demo
+      keras-attention vocab --tsv ../shared/data/spa-eng/spa.txt.gz --size 8000 --output spa.model
+      keras-attention data inspect --tsv ../shared/data/spa-eng/spa.txt.gz --source-vocab spa.model
       echo "the first of june nineteen ninety" | keras-attention translate --model saved_models/demo
     """
 
 
+main.add_command(data)
 main.add_command(demo)
 main.add_command(translate)
+main.add_command(vocab)
