@@ -63,7 +63,7 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accura
     import keras
 
     from keras_attention.data import CharacterTokenizer, WordTokenizer, date_pairs
-    from keras_attention.data import text_pair_dataset
+    from keras_attention.data import BatchingConfig, make_training_dataset, memory_pairs
     from keras_attention.evaluation import exact_match
     from keras_attention.export import TextToTextModule, export_saved_model
     from keras_attention.models import Transformer
@@ -81,9 +81,15 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accura
           f"{target_tokenizer.vocabulary_size} target characters")
 
     max_length = 32
-    dataset = text_pair_dataset(
-        train, source_tokenizer, target_tokenizer, batch_size, max_length, shuffle_seed=seed
-    ).cache()
+    batching = BatchingConfig(
+        batch_size=batch_size,
+        max_source_tokens=max_length,
+        max_target_tokens=max_length - 1,
+        seed=seed,
+    )
+    dataset = make_training_dataset(
+        memory_pairs(train).dataset(), source_tokenizer, target_tokenizer, batching
+    )
     model = Transformer.from_preset(
         "tiny",
         encoder_vocabulary_size=source_tokenizer.vocabulary_size,

@@ -6,14 +6,14 @@ from keras_attention.data.batching import (
     make_training_dataset,
     padding_efficiency,
     teacher_forcing,
-    text_pair_dataset,
-    tokenize_pairs,
+    tokenize_batches,
 )
 from keras_attention.data.readers import (
     CorpusStats,
     PairSource,
     aligned_pairs,
     jsonl_pairs,
+    memory_pairs,
     tfds_pairs,
     tsv_pairs,
 )
@@ -42,6 +42,7 @@ __all__ = [
     "PairSource",
     "aligned_pairs",
     "jsonl_pairs",
+    "memory_pairs",
     "tfds_pairs",
     "tsv_pairs",
     "END_ID",
@@ -54,6 +55,5 @@ __all__ = [
     "WordTokenizer",
     "date_pairs",
     "teacher_forcing",
-    "text_pair_dataset",
-    "tokenize_pairs",
+    "tokenize_batches",
 ]

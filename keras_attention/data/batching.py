@@ -9,23 +9,6 @@ import tensorflow as tf
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 
 
-def tokenize_pairs(source_tokenizer, target_tokenizer, max_source_length, max_target_length):
-    """Map batched ``(source_text, target_text)`` to ragged id pairs, truncating
-    sources to ``max_source_length`` and targets to ``max_target_length - 1``
-    (room for START/END)."""
-
-    def transform(dataset):
-        def tokenize(source, target):
-            return (
-                source_tokenizer.tokenize(source)[:, :max_source_length],
-                target_tokenizer.tokenize(target)[:, : max_target_length - 1],
-            )
-
-        return dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return transform
-
-
 def teacher_forcing():
     """Turn ragged ``(source_ids, target_ids)`` batches into padded model inputs
     ``{"encoder_tokens", "decoder_tokens": [START] + target}`` and labels
@@ -44,24 +27,6 @@ def teacher_forcing():
         return dataset.map(make_inputs, num_parallel_calls=tf.data.AUTOTUNE)
 
     return transform
-
-
-def text_pair_dataset(
-    pairs, source_tokenizer, target_tokenizer, batch_size, max_length, shuffle_seed=None
-):
-    """A ready-to-fit dataset from an in-memory list of ``(source, target)`` texts."""
-    if not pairs:
-        raise ValueError("no sentence pairs given; the dataset would be empty.")
-    sources, targets = zip(*pairs)
-    dataset = tf.data.Dataset.from_tensor_slices((list(sources), list(targets)))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return (
-        dataset.batch(batch_size)
-        .apply(tokenize_pairs(source_tokenizer, target_tokenizer, max_length, max_length))
-        .apply(teacher_forcing())
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -84,7 +49,7 @@ def text_pair_dataset(
 #
 # Two element formats travel between the steps:
 # - id batches: ``(source_ids, target_ids)`` ``RaggedTensor``s ``(batch, None)``
-#   of int32 without START/END (what ``tokenize_pairs`` also makes and
+#   of int32 without START/END (what ``tokenize_batches`` makes and
 #   ``teacher_forcing`` takes);
 # - bucketed rows: ``(source_ids, target_ids, bucket_length)``, one pair of
 #   dense 1-D int32 tensors and the int64 length of its bucket.

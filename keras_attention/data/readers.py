@@ -205,6 +205,12 @@ class PairSource:
             raise error from None
 
 
+def memory_pairs(pairs, name="<memory>"):
+    """A ``PairSource`` over an in-memory list of ``(source, target)`` strings
+    (generated data, tests); the list is not copied."""
+    return PairSource(name, lambda: iter(pairs))
+
+
 def aligned_pairs(source_path, target_path, limit=None):
     """Pairs from two line-aligned files, one sentence per line (Multi30k's
     ``train.en.gz`` + ``train.de.gz``). Files of unequal length are an error

@@ -442,3 +442,17 @@ def test_iteration_stops_reading_when_the_consumer_stops(tmp_path):
         assert next(iterator) == ("s0", "t0")
         iterator.close()
     assert len(lines_read) <= readers._CHUNK_SIZE + 2
+
+
+def test_memory_pairs_stream_a_list_and_drop_empty_pairs_with_a_count(caplog):
+    from keras_attention.data import memory_pairs
+
+    source = memory_pairs([("a b", "x"), (" ", "y"), ("c", "z ")], name="generated")
+    with caplog.at_level("WARNING", logger="keras_attention.data"):
+        stats = source.scan()
+    assert (stats.pairs, stats.dropped_empty) == (2, 1)
+    assert "generated" in caplog.text and "dropped 1 of 3" in caplog.text
+    assert [(s.decode(), t.decode()) for s, t in source.dataset().as_numpy_iterator()] == [
+        ("a b", "x"),
+        ("c", "z"),
+    ]
