@@ -9,6 +9,8 @@ from cli.corpus import corpus_options
 from cli.errors import user_errors
 
 TOKENIZER_TYPES = ("wordpiece", "sentencepiece", "word", "char")
+# The subword tokenizers' forms, without importing TensorFlow for --help.
+NORMALIZATION_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
 
 
 def _tokenizer_class(kind):
@@ -31,12 +33,12 @@ def _sides(corpus, side):
             yield target
 
 
-def _build_options(kind, lowercase, normalization, model_type):
+def _build_options(kind, size, lowercase, normalization, model_type):
     if kind in ("word", "char"):
         if normalization:
             raise ValueError(f"--normalization is not available for --type {kind}.")
         return {"lowercase": lowercase}
-    options = {"lowercase": lowercase, "normalization": normalization}
+    options = {"vocabulary_size": size, "lowercase": lowercase, "normalization": normalization}
     if kind == "sentencepiece":
         options["model_type"] = model_type
     return options
@@ -54,7 +56,7 @@ def _build_options(kind, lowercase, normalization, model_type):
 @click.option("--model-type", type=click.Choice(["unigram", "bpe"]), default="unigram",
               show_default=True, help="SentencePiece algorithm.")
 @click.option("--lowercase", is_flag=True, help="Lowercase text before tokenizing.")
-@click.option("--normalization", type=click.Choice(["NFC", "NFKC", "NFD", "NFKD"]),
+@click.option("--normalization", type=click.Choice(NORMALIZATION_FORMS),
               default=None, help="Unicode normalization before tokenizing (subword types).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False),
               help="Vocabulary file to write (a .model file for sentencepiece).")
@@ -70,12 +72,10 @@ def vocab(corpus, side, kind, size, model_type, lowercase, normalization, output
       keras-attention vocab --tsv ../shared/data/spa-eng/spa.txt.gz --side source \\
         --type wordpiece --size 8000 --output vocab.en.txt
     """
-    options = _build_options(kind, lowercase, normalization, model_type)
+    options = _build_options(kind, size, lowercase, normalization, model_type)
     stats = corpus.scan()
     count = stats.pairs * (2 if side == "both" else 1)
     cls = _tokenizer_class(kind)
-    if kind in ("wordpiece", "sentencepiece"):
-        options["vocabulary_size"] = size
     with click.progressbar(_sides(corpus, side), length=count, label="reading texts",
                            file=click.get_text_stream("stderr")) as texts:
         tokenizer = cls.build(texts, **options)
@@ -115,7 +115,7 @@ def data():
 @click.option("--type", "kind", type=click.Choice(TOKENIZER_TYPES), default=None,
               help="Vocabulary kind (default: sentencepiece for .model files, else wordpiece).")
 @click.option("--lowercase", is_flag=True, help="The vocabulary was built with --lowercase.")
-@click.option("--normalization", type=click.Choice(["NFC", "NFKC", "NFD", "NFKD"]),
+@click.option("--normalization", type=click.Choice(NORMALIZATION_FORMS),
               default=None, help="The vocabulary was built with this normalization.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def inspect(corpus, source_vocab, target_vocab, kind, lowercase, normalization, as_json):

@@ -96,7 +96,7 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accura
         decoder_vocabulary_size=target_tokenizer.vocabulary_size,
         max_sequence_length=max_length,
     )
-    steps = epochs * -(-train_size // batch_size)
+    steps = epochs * int(dataset.cardinality())  # bucketing: exact batches per epoch
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps, warmup_target=2e-3, warmup_steps=min(100, steps // 4)
     )

@@ -108,3 +108,10 @@ def test_normalization_rejected_for_word_vocab(tmp_path):
                     "--output", str(tmp_path / "v.txt"))
     assert result.exit_code == 1
     assert "--normalization is not available for --type word" in result.output
+
+
+def test_cli_normalization_choices_match_the_tokenizers():
+    from cli.data import NORMALIZATION_FORMS
+    from keras_attention.data import subword
+
+    assert NORMALIZATION_FORMS == subword.NORMALIZATION_FORMS
