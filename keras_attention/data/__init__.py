@@ -19,6 +19,7 @@ from keras_attention.data.readers import (
 )
 from keras_attention.data.subword import SentencePieceTokenizer, WordPieceTokenizer
 from keras_attention.data.synthetic import date_pairs
+from keras_attention.data.tokenizer_files import load_tokenizer, save_tokenizer
 from keras_attention.data.tokenizers import (
     END_ID,
     PAD_ID,
@@ -54,6 +55,8 @@ __all__ = [
     "VocabularyTokenizer",
     "WordTokenizer",
     "date_pairs",
+    "load_tokenizer",
+    "save_tokenizer",
     "teacher_forcing",
     "tokenize_batches",
 ]

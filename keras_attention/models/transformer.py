@@ -136,7 +136,13 @@ class Transformer(keras.Model):
         encoder_output, encoder_padding_mask = self.encode(
             inputs["encoder_tokens"], training=training
         )
-        decoder_tokens = inputs["decoder_tokens"]
+        return self.decode(
+            inputs["decoder_tokens"], encoder_output, encoder_padding_mask, training=training
+        )
+
+    def decode(self, decoder_tokens, encoder_output, encoder_padding_mask, training=None):
+        """Logits for all ``decoder_tokens`` (causal, no cache): teacher forcing,
+        and the uncached reference for incremental decoding."""
         x = self.embedding_dropout(self.decoder_embedding(decoder_tokens), training=training)
         for block in self.decoder_blocks:
             x = block(
