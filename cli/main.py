@@ -6,9 +6,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 
 import click  # noqa: E402
 
+from cli.attention import attention  # noqa: E402
+from cli.average import average  # noqa: E402
 from cli.data import data, vocab  # noqa: E402
 from cli.demo import demo  # noqa: E402
-from cli.translate import translate  # noqa: E402
+from cli.evaluate import evaluate  # noqa: E402
+from cli.train import train  # noqa: E402
+from cli.translate import summarize, translate  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,13 +24,23 @@ def main(debug):
     \b
     Examples:
       keras-attention demo
+      keras-attention train --config recipes/dates.yaml --output runs/dates
+      keras-attention average --run runs/dates --last 3
       keras-attention vocab --tsv ../shared/data/spa-eng/spa.txt.gz --size 8000 --output spa.model
       keras-attention data inspect --tsv ../shared/data/spa-eng/spa.txt.gz --source-vocab spa.model
       echo "the first of june nineteen ninety" | keras-attention translate --model saved_models/demo
+      keras-attention translate --model runs/dates/model --input dates.txt --beam-size 4
+      keras-attention evaluate --hypotheses hyp.txt --references ref.txt --metric bleu,chrf
+      keras-attention attention --model runs/dates/model --text "may first two thousand" --out att.png
     """
 
 
+main.add_command(attention)
+main.add_command(average)
 main.add_command(data)
 main.add_command(demo)
+main.add_command(evaluate)
+main.add_command(summarize)
+main.add_command(train)
 main.add_command(translate)
 main.add_command(vocab)

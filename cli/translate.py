@@ -1,13 +1,181 @@
-"""``keras-attention translate``: run an exported text-to-text SavedModel."""
+"""``keras-attention translate`` and ``summarize``: decode text with a trained
+model folder (any decoding strategy) or an exported SavedModel (greedy,
+built into the graph).
 
+Both commands are made by ``generation_command``; they differ only in the
+task named in their help and checked against the model's.
+"""
+
+import functools
+import math
+import os
 import sys
 
 import click
 
 from cli.errors import user_errors
 
+# Shown in --help without importing TensorFlow; tests/cli/test_translate.py
+# checks them against keras_attention.decoding.generate.DecodingConfig().
+DECODING_DEFAULTS = {
+    "strategy": "greedy",
+    "beam_size": 4,
+    "length_penalty": 0.6,
+    "n_best": 1,
+    "temperature": 1.0,
+    "top_k": 0,
+    "top_p": 1.0,
+    "max_length": None,
+    "max_length_ratio": None,
+    "max_length_offset": 10,
+    "min_length": 0,
+    "no_repeat_ngram_size": 0,
+    "repetition_penalty": 1.0,
+    "seed": None,
+}
+STRATEGIES = ("greedy", "beam", "sample")
+_STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature": "sample",
+                     "top_k": "sample", "top_p": "sample", "seed": "sample"}
+_PROGRESS_LABELS = {"translation": "translating", "summarization": "summarizing"}
 
-def _read_lines(stream, name):
+_DECODING_OPTIONS = (
+    ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
+    ("--beam-size", click.IntRange(min=1), "Beams per input (beam)."),
+    ("--length-penalty", float, "GNMT length penalty alpha (beam)."),
+    ("--n-best", click.IntRange(min=1),
+     "Outputs per input, written as 'index ||| text ||| score' lines."),
+    ("--temperature", click.FloatRange(min=0.0, min_open=True), "Sampling temperature."),
+    ("--top-k", click.IntRange(min=0), "Sample from the k most likely tokens (0 = off)."),
+    ("--top-p", click.FloatRange(0.0, 1.0, min_open=True),
+     "Nucleus sampling probability mass (1.0 = off)."),
+    ("--seed", int, "Sampling seed (default: random)."),
+    ("--max-length", click.IntRange(min=1),
+     "Most generated tokens (default: the model's limit)."),
+    ("--max-length-ratio", click.FloatRange(min=0.0, min_open=True),
+     "Per-input limit: ratio * source tokens + --max-length-offset (default: off)."),
+    ("--max-length-offset", click.IntRange(min=0), "Offset of --max-length-ratio."),
+    ("--min-length", click.IntRange(min=0), "No [END] before this many tokens."),
+    ("--no-repeat-ngram-size", click.IntRange(min=0),
+     "Never repeat an n-gram of this size (0 = off)."),
+    ("--repetition-penalty", click.FloatRange(min=0.0, min_open=True),
+     "Penalty > 1 for tokens already generated (1.0 = off)."),
+)
+
+
+def _parameter(flag):
+    return flag[2:].replace("-", "_")
+
+
+def decoding_options(command):
+    """Add the decoding flags; the command gets ``decoding``: a dict of the
+    ``DecodingConfig`` fields the user set (unset flags keep the defaults;
+    ``decoding_config`` turns it into a config)."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        decoding = {}
+        for flag, _, _ in _DECODING_OPTIONS:
+            value = kwargs.pop(_parameter(flag))
+            if value is not None:
+                decoding[_parameter(flag)] = value
+        _with_strategy(decoding)  # flags of two strategies: a usage error before any work
+        return command(decoding=decoding, **kwargs)
+
+    for flag, kind, text in reversed(_DECODING_OPTIONS):
+        default = DECODING_DEFAULTS[_parameter(flag)]
+        shown = f"{text} [default: {default}]" if default is not None else text
+        wrapper = click.option(flag, type=kind, default=None, help=shown)(wrapper)
+    return wrapper
+
+
+def _with_strategy(decoding):
+    """Beam flags alone mean ``--strategy beam``, sampling flags alone
+    ``--strategy sample``; flags of another strategy are a usage error."""
+    used = {name: owner for name, owner in _STRATEGY_OF_FLAG.items() if name in decoding}
+    strategy = decoding.get("strategy")
+    if strategy is None:
+        implied = sorted(set(used.values()))
+        if len(implied) > 1:
+            raise click.UsageError(
+                f"{_flags(used)} belong to different strategies ({', '.join(implied)}); "
+                "choose one with --strategy."
+            )
+        return dict(decoding, strategy=implied[0]) if implied else decoding
+    wrong = [name for name, owner in used.items() if owner != strategy]
+    if wrong:
+        owner = used[wrong[0]]
+        raise click.UsageError(
+            f"{_flags(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --strategy "
+            f"{owner}, not {strategy}; drop {'it' if len(wrong) == 1 else 'them'} or "
+            f"choose --strategy {owner}."
+        )
+    return decoding
+
+
+def decoding_config(decoding):
+    """The ``DecodingConfig`` of the flags in ``decoding`` (strategy implied
+    by beam or sampling flags)."""
+    from keras_attention.decoding.generate import DecodingConfig
+
+    return DecodingConfig(**_with_strategy(decoding))
+
+
+def _flags(decoding):
+    return ", ".join("--" + name.replace("_", "-") for name in decoding)
+
+
+class Decoder:
+    """Text -> n-best hypotheses with a trained model folder or a SavedModel.
+
+    Args:
+        model_path: a trained model folder (with ``model.keras``) or an
+            exported SavedModel (a version folder or its parent).
+        decoding: ``DecodingConfig`` fields to change (trained folders only).
+        truncate: cut inputs longer than the model's limit (SavedModels
+            always do).
+    """
+
+    def __init__(self, model_path, decoding=None, truncate=False):
+        decoding = decoding or {}
+        self.task = None
+        self._generator = self._translator = None
+        if os.path.exists(os.path.join(model_path, "model.keras")):
+            from keras_attention.decoding.text import TextGenerator
+            from keras_attention.models import load_trained_model
+
+            config = decoding_config(decoding)
+            trained = load_trained_model(model_path)
+            self.task = trained.task
+            self._generator = TextGenerator(trained, config=config, truncate=truncate)
+            return
+        from keras_attention.export import SavedModelTranslator, resolve_version
+
+        resolve_version(model_path)  # a clear error first when there is no model at all
+        if decoding:
+            raise ValueError(
+                f"{_flags(decoding)}: '{model_path}' is an exported SavedModel whose "
+                "greedy decoding is built into the graph; use a trained model folder "
+                "(with model.keras) for decoding options."
+            )
+        self._translator = SavedModelTranslator(model_path)
+
+    def __call__(self, lines, batch_size=64, on_batch=None):
+        """A list of n-best lists of ``(text, score)``; SavedModel outputs
+        have no score (NaN)."""
+        if self._generator is not None:
+            return [[(h.text, h.score) for h in hypotheses]
+                    for hypotheses in self._generator.generate(lines, batch_size, on_batch)]
+        outputs = []
+        for start in range(0, len(lines), batch_size):
+            chunk = lines[start : start + batch_size]
+            outputs.extend([(text, math.nan)] for text in self._translator(chunk, batch_size))
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return outputs
+
+
+def read_input_lines(stream, name):
+    """The lines of ``stream``; a one-line error names the first empty one."""
     lines = stream.read().splitlines()
     empty = [i + 1 for i, line in enumerate(lines) if not line.strip()]
     if empty:
@@ -18,33 +186,75 @@ def _read_lines(stream, name):
     return lines
 
 
-@click.command()
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(),
-    help="Exported SavedModel: a version folder or its parent (latest version is used).",
+def decode_lines(decoder, lines, batch_size, label, show_progress):
+    """``decoder(lines)`` with a progress bar on stderr when ``show_progress``."""
+    if not show_progress:
+        return decoder(lines, batch_size)
+    with click.progressbar(length=len(lines), label=label,
+                           file=click.get_text_stream("stderr")) as bar:
+        return decoder(lines, batch_size, on_batch=bar.update)
+
+
+def warn_on_task(decoder, task):
+    if decoder.task is not None and decoder.task != task:
+        other = "summarize" if decoder.task == "summarization" else "translate"
+        click.echo(f"warning: the model was trained for {decoder.task}, not {task}; "
+                   f"'keras-attention {other}' is the matching command.", err=True)
+
+
+def generation_command(name, task, summary, example):
+    """The ``translate`` / ``summarize`` command (same options, other task)."""
+
+    @click.command(name=name, help=f"{summary}\n\n{example}")
+    @click.option("--model", "model_path", required=True, type=click.Path(),
+                  help="Trained model folder (with model.keras) or exported SavedModel "
+                       "(a version folder or its parent: the latest version is used).")
+    @click.option("--input", "input_file", type=click.File("r", encoding="utf-8"), default="-",
+                  show_default=True, help="Text file, one input per line ('-' = stdin).")
+    @click.option("--output", "output_file", type=click.File("w", encoding="utf-8"),
+                  default="-", show_default=True,
+                  help="Where to write one output per line ('-' = stdout).")
+    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+                  help="Inputs decoded together.")
+    @click.option("--truncate", is_flag=True,
+                  help="Cut inputs longer than the model's limit instead of failing.")
+    @decoding_options
+    @user_errors
+    def command(model_path, input_file, output_file, batch_size, truncate, decoding):
+        from_stdin = input_file is sys.stdin or input_file.name == "<stdin>"
+        lines = read_input_lines(input_file, "stdin" if from_stdin else input_file.name)
+        decoder = Decoder(model_path, decoding, truncate=truncate)
+        warn_on_task(decoder, task)
+        results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],
+                               show_progress=not from_stdin)
+        for index, hypotheses in enumerate(results):
+            if "n_best" in decoding:
+                for text, score in hypotheses:
+                    output_file.write(f"{index} ||| {text} ||| {score:.4f}\n")
+            else:
+                output_file.write(hypotheses[0][0] + "\n")
+
+    return command
+
+
+translate = generation_command(
+    "translate",
+    "translation",
+    "Translate sentences with a trained model folder (greedy, beam search or sampling) "
+    "or an exported SavedModel (greedy decoding in the graph).",
+    "\b\nExamples:\n"
+    "  echo \"march fourth two thousand and one\" | \\\n"
+    "    keras-attention translate --model saved_models/demo\n"
+    "  keras-attention translate --model runs/de-en/model --input test.de --output test.en \\\n"
+    "    --strategy beam --beam-size 5 --length-penalty 0.6",
 )
-@click.option("--input", "input_file", type=click.File("r", encoding="utf-8"), default="-",
-              show_default=True, help="Text file, one sentence per line ('-' = stdin).")
-@click.option("--output", "output_file", type=click.File("w", encoding="utf-8"), default="-",
-              show_default=True, help="Where to write one output per line ('-' = stdout).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Sentences per call of the model.")
-@user_errors
-def translate(model_path, input_file, output_file, batch_size):
-    """Translate sentences with an exported model (greedy decoding in the graph).
 
-    \b
-    Example:
-      echo "march fourth two thousand and one" | \\
-        keras-attention translate --model saved_models/demo
-    """
-    from keras_attention.export import SavedModelTranslator
-
-    name = "stdin" if input_file is sys.stdin or input_file.name == "<stdin>" else input_file.name
-    lines = _read_lines(input_file, name)
-    translator = SavedModelTranslator(model_path)
-    for output in translator(lines, batch_size=batch_size):
-        output_file.write(output + "\n")
+summarize = generation_command(
+    "summarize",
+    "summarization",
+    "Summarize texts with a trained summarization model folder (or an exported "
+    "SavedModel); same options as translate.",
+    "\b\nExample:\n"
+    "  keras-attention summarize --model runs/samsum/model --input dialogues.txt \\\n"
+    "    --output summaries.txt --strategy beam --beam-size 4 --no-repeat-ngram-size 3",
+)

@@ -2,19 +2,35 @@
 strategies (greedy, beam search, sampling) and the decoding controls.
 
 ``generate(model, source_ids, config)`` encodes once, builds the key/value
-cache and runs the chosen strategy over ``model.decode_step``.
-``TextGenerator`` does the same for Python strings with the model's
-tokenizers (batched, order preserved).
+cache and runs the chosen strategy over ``model.decode_step``; every
+strategy gets the same logit processors (``processors.py``) for the length
+limits, ``no_repeat_ngram_size`` and ``repetition_penalty``.
+``TextGenerator`` (``text.py``) does the same for Python strings with the
+model's tokenizers.
 """
 
 import dataclasses
+import random
 
 from keras import ops
 
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_attention.decoding.greedy import greedy_search
+from keras_attention.decoding.beam import beam_search
+from keras_attention.decoding.cache import cached_steps, tile_rows
+from keras_attention.decoding.greedy import argmax_pick, token_search
+from keras_attention.decoding.processors import decoding_processors, sampling_warpers
+from keras_attention.decoding.sampling import sample_search
 
 STRATEGIES = ("greedy", "beam", "sample")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(condition, message):
+    if not condition:
+        raise ValueError(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,20 +40,24 @@ class DecodingConfig:
     Args:
         strategy: ``greedy``, ``beam`` or ``sample``.
         beam_size: beams per sentence (``beam``).
-        length_penalty: GNMT alpha, score = log P / ((5 + length) / 6) ** alpha.
+        length_penalty: GNMT alpha >= 0, score = log P / ((5 + length) / 6) ** alpha
+            (``beam``; length counts the generated tokens, END included).
         n_best: hypotheses returned per sentence (``beam``: <= beam_size;
-            ``sample``: independent samples).
+            ``sample``: independent samples; ``greedy``: 1).
         temperature, top_k, top_p: sampling controls (``top_k=0`` and
             ``top_p=1.0`` switch them off).
         max_length: most generated tokens (END included); ``None`` = the
             model's ``max_sequence_length - 1``.
         max_length_ratio, max_length_offset: per-sentence limit
             ``ceil(ratio * source_tokens) + offset`` (``None`` = off); the
-            smaller of both limits applies.
-        min_length: END is forbidden before this many tokens.
+            smaller of both limits applies. A sentence that reaches its limit
+            ends with a forced END.
+        min_length: END is forbidden until this many tokens (END not
+            counted) have been generated.
         no_repeat_ngram_size: forbid repeating any n-gram of this size (0 = off).
-        repetition_penalty: CTRL-style penalty > 1 for tokens already generated.
-        seed: sampling seed (``None`` = random).
+        repetition_penalty: CTRL-style penalty (> 1 discourages) on the
+            logits of tokens already generated; 1.0 = off.
+        seed: sampling seed (``None`` = a new random seed per call).
     """
 
     strategy: str = "greedy"
@@ -56,8 +76,46 @@ class DecodingConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
+        _check(self.strategy in STRATEGIES,
+               f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
+        _check(_is_int(self.beam_size) and self.beam_size >= 1,
+               f"beam_size must be an integer >= 1, got {self.beam_size!r}; "
+               "use beam_size=1 for a single beam.")
+        _check(self.length_penalty >= 0,
+               f"length_penalty must be >= 0 (GNMT alpha, 0 = off), got {self.length_penalty!r}.")
+        _check(_is_int(self.n_best) and self.n_best >= 1,
+               f"n_best must be an integer >= 1, got {self.n_best!r}.")
+        _check(self.strategy != "beam" or self.n_best <= self.beam_size,
+               f"n_best={self.n_best} exceeds beam_size={self.beam_size}; "
+               "raise beam_size or lower n_best.")
+        _check(self.strategy != "greedy" or self.n_best == 1,
+               f"greedy search returns one hypothesis, got n_best={self.n_best}; "
+               "use strategy 'beam' or 'sample' for n-best lists.")
+        _check(self.temperature > 0,
+               f"temperature must be > 0, got {self.temperature!r}; "
+               "use strategy 'greedy' for the most likely token.")
+        _check(_is_int(self.top_k) and self.top_k >= 0,
+               f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}.")
+        _check(0 < self.top_p <= 1,
+               f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}.")
+        _check(self.max_length is None or (_is_int(self.max_length) and self.max_length >= 1),
+               f"max_length must be an integer >= 1 or None, got {self.max_length!r}.")
+        _check(self.max_length_ratio is None or self.max_length_ratio > 0,
+               f"max_length_ratio must be > 0 or None, got {self.max_length_ratio!r}.")
+        _check(_is_int(self.max_length_offset) and self.max_length_offset >= 0,
+               f"max_length_offset must be an integer >= 0, got {self.max_length_offset!r}.")
+        _check(_is_int(self.min_length) and self.min_length >= 0,
+               f"min_length must be an integer >= 0, got {self.min_length!r}.")
+        _check(self.max_length is None or self.min_length < self.max_length,
+               f"min_length={self.min_length} leaves no room for END within "
+               f"max_length={self.max_length}; make min_length < max_length.")
+        _check(_is_int(self.no_repeat_ngram_size) and self.no_repeat_ngram_size >= 0,
+               f"no_repeat_ngram_size must be an integer >= 0 (0 = off), "
+               f"got {self.no_repeat_ngram_size!r}.")
+        _check(self.repetition_penalty > 0,
+               f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}.")
+        _check(self.seed is None or _is_int(self.seed),
+               f"seed must be an integer or None, got {self.seed!r}.")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -88,14 +146,72 @@ def output_length(model, config):
     return config.max_length or limit
 
 
-def generate(model, source_ids, config=DecodingConfig()):
-    """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``."""
-    if config.strategy != "greedy":
-        raise NotImplementedError(f"strategy {config.strategy!r}")
+def sentence_limits(source_ids, config, length):
+    """Per-sentence generated-token limits ``(batch,)``: ``length``, or
+    ``min(length, ceil(ratio * source_tokens) + offset)`` with a ratio."""
+    batch = ops.shape(source_ids)[0]
+    if config.max_length_ratio is None:
+        return ops.full((batch,), length, dtype="int32")
+    source_tokens = ops.count_nonzero(ops.not_equal(source_ids, PAD_ID), axis=1)
+    # The small epsilon keeps float32 rounding (1.1 * 10 = 11.0000002) from
+    # adding a token.
+    scaled = ops.ceil(config.max_length_ratio * ops.cast(source_tokens, "float32") - 1e-4)
+    limits = ops.cast(scaled, "int32") + config.max_length_offset
+    return ops.clip(limits, 1, length)
+
+
+def _greedy(steps, start, state, total, limits, config):
+    tokens, scores = token_search(
+        steps.next, argmax_pick, start, state, total, END_ID, PAD_ID,
+        decoding_processors(config, limits, END_ID),
+    )
+    return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
+
+
+def _beam(steps, start, state, total, limits, config):
+    return beam_search(
+        steps.next, start, state, total, END_ID, PAD_ID,
+        beam_size=config.beam_size,
+        length_penalty=config.length_penalty,
+        n_best=config.n_best,
+        processors=decoding_processors(config, tile_rows(limits, config.beam_size), END_ID),
+        reorder_fn=steps.reorder,
+    )
+
+
+def _sample(steps, start, state, total, limits, config):
+    seed = random.randrange(2**31 - 1) if config.seed is None else config.seed
+    return sample_search(
+        steps.next, start, state, total, END_ID, PAD_ID,
+        num_samples=config.n_best,
+        seed=seed,
+        processors=decoding_processors(config, tile_rows(limits, config.n_best), END_ID),
+        warpers=sampling_warpers(config),
+    )
+
+
+_RUNNERS = {"greedy": _greedy, "beam": _beam, "sample": _sample}
+
+
+def generate(model, source_ids, config=DecodingConfig(), steps=None):
+    """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``.
+
+    Args:
+        model: a ``Transformer`` (``encode``, ``init_cache``, ``decode_step``,
+            ``decode``).
+        source_ids: int ids, PAD = 0; padding does not change a sentence's output.
+        config: a ``DecodingConfig``.
+        steps: how to run the decoder, ``cached_steps(model)`` (default) or
+            ``uncached_steps(model)`` (``cache.py``).
+
+    Returns:
+        a ``Generation``.
+    """
+    steps = cached_steps(model) if steps is None else steps
+    source_ids = ops.cast(source_ids, "int32")
     length = output_length(model, config)
-    encoder_output, padding_mask = model.encode(source_ids)
-    cache = model.init_cache(encoder_output, padding_mask, length + 1)
+    limits = sentence_limits(source_ids, config, length)
+    state = steps.start(source_ids, length + 1)
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
-    tokens = greedy_search(model.decode_step, start, cache, length + 1, END_ID, PAD_ID)
-    ids = tokens[:, 1:]
-    return Generation(ids=ops.expand_dims(ids, 1), scores=None)
+    tokens, scores = _RUNNERS[config.strategy](steps, start, state, length + 1, limits, config)
+    return Generation(ids=tokens[:, :, 1:], scores=scores)

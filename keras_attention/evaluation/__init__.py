@@ -1,5 +1,13 @@
-"""Evaluation of decoded outputs."""
+"""Evaluation of decoded outputs: corpus metrics and attention plots."""
 
-from keras_attention.evaluation.metrics import exact_match
+from keras_attention.evaluation.metrics import (
+    METRICS,
+    MetricResult,
+    bleu,
+    chrf,
+    exact_match,
+    rouge,
+    score,
+)
 
-__all__ = ["exact_match"]
+__all__ = ["METRICS", "MetricResult", "bleu", "chrf", "exact_match", "rouge", "score"]

@@ -155,6 +155,33 @@ class Transformer(keras.Model):
             x = self.decoder_norm(x)
         return self.logits(x)
 
+    def attention_scores(self, encoder_tokens, decoder_tokens):
+        """Attention probabilities of every layer (inference mode, no cache).
+
+        Returns a dict of lists, one float32 entry per layer:
+        ``encoder`` self-attention ``(batch, heads, source_length, source_length)``,
+        ``decoder`` causal self-attention ``(batch, heads, target_length,
+        target_length)`` and ``cross`` attention ``(batch, heads,
+        target_length, source_length)``; row ``i`` is the query at position
+        ``i``, columns are the keys.
+        """
+        padding_mask = ops.not_equal(encoder_tokens, PAD_ID)
+        x = self.encoder_embedding(encoder_tokens)
+        scores = {"encoder": [], "decoder": [], "cross": []}
+        for block in self.encoder_blocks:
+            x, layer_scores = block(x, padding_mask=padding_mask, return_attention_scores=True)
+            scores["encoder"].append(layer_scores)
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        y = self.decoder_embedding(decoder_tokens)
+        for block in self.decoder_blocks:
+            y, layer_scores = block(
+                y, x, encoder_padding_mask=padding_mask, return_attention_scores=True
+            )
+            scores["decoder"].append(layer_scores["self_attention"])
+            scores["cross"].append(layer_scores["cross_attention"])
+        return scores
+
     def init_cache(self, encoder_output, encoder_padding_mask, max_length):
         """Decoding state for up to ``max_length`` target positions.
 

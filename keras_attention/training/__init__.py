@@ -1,8 +1,28 @@
-"""Training pieces for ``model.fit``: losses and metrics that ignore padding."""
+"""Training: configs, schedules, losses, metrics, callbacks and ``train``."""
 
 import keras
 
-from keras_attention.training.metrics import MaskedAccuracy
+from keras_attention.training.callbacks import (
+    BestCheckpoint,
+    EpochCheckpoints,
+    EpochSummary,
+    HistoryFile,
+    ValidationScores,
+)
+from keras_attention.training.config import (
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from keras_attention.training.losses import SequenceCrossEntropy
+from keras_attention.training.metrics import MaskedAccuracy, Perplexity
+from keras_attention.training.schedules import (
+    NoamSchedule,
+    WarmupCosineSchedule,
+    learning_rate_schedule,
+)
+from keras_attention.training.train import RunLayout, TrainResult, train
 
 
 def sequence_loss():
@@ -10,4 +30,24 @@ def sequence_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
 
 
-__all__ = ["MaskedAccuracy", "sequence_loss"]
+__all__ = [
+    "BestCheckpoint",
+    "EpochCheckpoints",
+    "EpochSummary",
+    "HistoryFile",
+    "MaskedAccuracy",
+    "NoamSchedule",
+    "Perplexity",
+    "RunLayout",
+    "SequenceCrossEntropy",
+    "TrainConfig",
+    "TrainResult",
+    "ValidationScores",
+    "WarmupCosineSchedule",
+    "config_from_dict",
+    "learning_rate_schedule",
+    "load_config",
+    "save_config",
+    "sequence_loss",
+    "train",
+]

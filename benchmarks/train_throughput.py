@@ -1,0 +1,224 @@
+"""Training throughput of the ``small`` Transformer; prints JSON.
+
+Real (non-pad) source+target tokens/s and model FLOP/s of ``train_on_batch``
+for the ``small`` preset (3+3 layers, d256, 4 heads, ff 1024, vocabulary 8000)
+in float32, mixed_bfloat16 and float32 with XLA (``jit_compile=True``), on
+bucketed Multi30k en-de batches of ``batch_tokens=4096`` (a shared
+SentencePiece vocabulary built on a slice of the training set). The same
+figures, on the same batches in the same run, for an equivalent model built
+from keras-hub's ``TokenAndPositionEmbedding`` / ``TransformerEncoder`` /
+``TransformerDecoder``, and the FLOP/s of a 2048x2048 float32 and bfloat16
+matmul as the machine's reference.
+
+Each model runs every timed batch once to warm up (tracing, and one XLA
+compilation per batch shape), then the same batches again, timed.
+
+    python benchmarks/train_throughput.py [--steps 4] [--quick]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_attention.data import (  # noqa: E402
+    BatchingConfig,
+    SentencePieceTokenizer,
+    aligned_pairs,
+    make_training_dataset,
+)
+from keras_attention.models import Transformer  # noqa: E402
+from keras_attention.models.presets import get_preset  # noqa: E402
+from keras_attention.training import sequence_loss  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+VOCABULARY = 8000
+MAX_LENGTH = 64
+BATCH_TOKENS = 4096
+FLOP_FORMULA = (
+    "train step = 3 x forward (backward = 2 x forward); forward, on padded shapes "
+    "(B rows, S source, T target positions, d hidden, f intermediate, V vocabulary, "
+    "matmuls only, 2 FLOPs per multiply-add): encoder layer 8BSd^2 + 4BS^2d + 4BSdf; "
+    "decoder layer 8BTd^2 + 4BT^2d (self) + 4BTd^2 + 4BSd^2 + 4BTSd (cross) + 4BTdf; "
+    "output 2BTdV"
+)
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def forward_flops(config, batch, source_length, target_length):
+    b, s, t = batch, source_length, target_length
+    d, f, v = config.hidden_dim, config.intermediate_dim, config.decoder_vocabulary_size
+    encoder = 8 * b * s * d * d + 4 * b * s * s * d + 4 * b * s * d * f
+    decoder = (8 * b * t * d * d + 4 * b * t * t * d + 4 * b * t * d * d + 4 * b * s * d * d
+               + 4 * b * t * s * d + 4 * b * t * d * f)
+    return (config.num_encoder_layers * encoder + config.num_decoder_layers * decoder
+            + 2 * b * t * d * v)
+
+
+def train_flops(config, x):
+    b, s = x["encoder_tokens"].shape
+    t = x["decoder_tokens"].shape[1]
+    return 3 * forward_flops(config, b, s, t)
+
+
+def multi30k_batches(pairs, count):
+    source = aligned_pairs(f"{DATA}/multi30k/train.en.gz", f"{DATA}/multi30k/train.de.gz",
+                           limit=pairs)
+    tokenizer = SentencePieceTokenizer.build(
+        (text for pair in source for text in pair), vocabulary_size=VOCABULARY
+    )
+    config = BatchingConfig(batch_tokens=BATCH_TOKENS, max_source_tokens=MAX_LENGTH,
+                            max_target_tokens=MAX_LENGTH - 1, seed=0)
+    dataset = make_training_dataset(source.dataset(), tokenizer, tokenizer, config)
+    batches = [({k: v.numpy() for k, v in x.items()}, y.numpy())
+               for x, y in dataset.take(count)]
+    return batches, tokenizer.vocabulary_size
+
+
+def ours(config, dtype):
+    return Transformer(config, dtype=dtype)
+
+
+def keras_hub_equivalent(config, dtype):
+    """The same sizes from keras-hub layers (learned positions, post-norm,
+    Keras masks from ``mask_zero``)."""
+    c = config
+    encoder_tokens = keras.Input((None,), dtype="int32", name="encoder_tokens")
+    decoder_tokens = keras.Input((None,), dtype="int32", name="decoder_tokens")
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        c.encoder_vocabulary_size, c.max_sequence_length, c.hidden_dim, mask_zero=True,
+        dtype=dtype)(encoder_tokens)
+    for _ in range(c.num_encoder_layers):
+        x = keras_hub.layers.TransformerEncoder(
+            c.intermediate_dim, c.num_heads, dropout=c.dropout,
+            layer_norm_epsilon=c.layer_norm_epsilon, dtype=dtype)(x)
+    y = keras_hub.layers.TokenAndPositionEmbedding(
+        c.decoder_vocabulary_size, c.max_sequence_length, c.hidden_dim, mask_zero=True,
+        dtype=dtype)(decoder_tokens)
+    for _ in range(c.num_decoder_layers):
+        y = keras_hub.layers.TransformerDecoder(
+            c.intermediate_dim, c.num_heads, dropout=c.dropout,
+            layer_norm_epsilon=c.layer_norm_epsilon, dtype=dtype)(y, x)
+    logits = keras.layers.Dense(c.decoder_vocabulary_size, dtype="float32")(y)
+    return keras.Model({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens},
+                       logits)
+
+
+def measure(build, config, dtype, jit_compile, batches):
+    keras.utils.set_random_seed(0)
+    model = build(config, dtype)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=sequence_loss(),
+                  jit_compile=jit_compile)
+    started = time.perf_counter()
+    for x, y in batches:  # warm-up: trace (and compile) every batch shape
+        model.train_on_batch(x, y)
+    warmup = time.perf_counter() - started
+    started = time.perf_counter()
+    for x, y in batches:
+        loss = model.train_on_batch(x, y)
+    seconds = time.perf_counter() - started
+    real = sum(int(np.count_nonzero(x["encoder_tokens"])) + int(np.count_nonzero(y))
+               for x, y in batches)
+    flops = sum(train_flops(config, x) for x, _ in batches)
+    return {
+        "real_tokens_per_s": round(real / seconds),
+        "model_tflop_per_s": round(flops / seconds / 1e12, 4),
+        "step_ms": round(1000 * seconds / len(batches), 1),
+        "warmup_s": round(warmup, 1),
+        "final_loss": round(float(loss), 4),
+        "parameters": model.count_params(),
+    }
+
+
+def matmul_flop_per_s(dtype, size=2048, repeats=10):
+    a = tf.random.normal((size, size), dtype="float32")
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+
+    @tf.function
+    def run():
+        total = tf.zeros((size, size), dtype)
+        for _ in range(repeats):
+            total += tf.linalg.matmul(a, b)
+        return total
+
+    run().numpy()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        run().numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 * repeats / best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4, help="timed batches per model")
+    parser.add_argument("--pairs", type=int, default=8000,
+                        help="Multi30k training pairs read (vocabulary and batches)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 batches, float32 and mixed_bfloat16 only (no XLA)")
+    args = parser.parse_args()
+    steps = 2 if args.quick else args.steps
+    variants = {"float32": ("float32", False), "mixed_bfloat16": ("mixed_bfloat16", False)}
+    if not args.quick:
+        variants["float32_xla"] = ("float32", True)
+
+    progress(f"building the vocabulary and {steps} batches of {BATCH_TOKENS} tokens")
+    batches, vocabulary_size = multi30k_batches(args.pairs, steps)
+    config = get_preset("small", encoder_vocabulary_size=vocabulary_size,
+                        decoder_vocabulary_size=vocabulary_size, max_sequence_length=MAX_LENGTH)
+    shapes = sorted({(x["encoder_tokens"].shape, x["decoder_tokens"].shape) for x, _ in batches})
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "keras_hub_version": keras_hub.__version__,
+        "model": "small preset: 3+3 layers, d256, 4 heads, ff 1024, dropout 0.1, "
+                 f"shared SentencePiece vocabulary {vocabulary_size}",
+        "data": f"Multi30k en-de train (first {args.pairs} pairs), bucketed, "
+                f"batch_tokens={BATCH_TOKENS}",
+        "timed_batches": len(batches),
+        "batch_shapes": [[list(s), list(t)] for s, t in shapes],
+        "padding_efficiency": round(
+            sum(int(np.count_nonzero(y)) for _, y in batches)
+            / sum(y.size for _, y in batches), 4),
+        "flop_formula": FLOP_FORMULA,
+        "forward_gflop_per_batch": round(
+            sum(train_flops(config, x) for x, _ in batches) / 3 / len(batches) / 1e9, 2),
+    }
+    progress("timing 2048x2048 matmuls")
+    matmul = {name: matmul_flop_per_s(name) for name in ("float32", "bfloat16")}
+    report["matmul_2048_tflop_per_s"] = {k: round(v / 1e12, 4) for k, v in matmul.items()}
+    for name, build in (("ours", ours), ("keras_hub", keras_hub_equivalent)):
+        report[name] = {}
+        for variant, (dtype, jit) in variants.items():
+            progress(f"training {name} {variant}")
+            report[name][variant] = measure(build, config, dtype, jit, batches)
+    report["ours_over_keras_hub"] = {
+        v: round(report["ours"][v]["real_tokens_per_s"]
+                 / report["keras_hub"][v]["real_tokens_per_s"], 3)
+        for v in variants
+    }
+    report["model_over_bf16_matmul"] = {
+        name: {v: round(report[name][v]["model_tflop_per_s"] * 1e12 / matmul["bfloat16"], 3)
+               for v in variants}
+        for name in ("ours", "keras_hub")
+    }
+    report["goals"] = {"ours_over_keras_hub": ">= 1.3", "model_over_bf16_matmul": ">= 0.4"}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``keras-attention evaluate``: score outputs (BLEU, chrF, ROUGE, exact match)
+against references, from a file of hypotheses or by decoding a source file."""
+
+import gzip
+import json
+import os
+
+import click
+
+from cli.errors import user_errors
+from cli.translate import Decoder, decode_lines, decoding_options
+
+METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
+BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
+DEFAULT_METRICS = {"translation": "bleu,chrf", "summarization": "rouge"}
+
+
+def read_text_file(path, option):
+    """Lines of a UTF-8 text file (``.gz`` ok); one-line errors when it is
+    missing or empty."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{option} file '{path}' not found; check the path.")
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        raise ValueError(f"{option} file '{path}' is empty; give one line per sentence.")
+    return lines
+
+
+def _metric_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METRIC_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'} in --metric; use a "
+            f"comma-separated list of {', '.join(METRIC_NAMES)}."
+        )
+    return names
+
+
+def _check_counts(hypotheses, hypotheses_name, references, references_path):
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"{hypotheses_name} has {len(hypotheses)} lines but --references "
+            f"'{references_path}' has {len(references)}; they must be aligned line by line."
+        )
+
+
+@click.command()
+@click.option("--hypotheses", type=click.Path(dir_okay=False), default=None,
+              help="Model outputs, one per line (.gz ok).")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="Instead of --hypotheses: decode --source with this trained model folder "
+                   "or SavedModel.")
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
+              help="Inputs to decode with --model, one per line (.gz ok).")
+@click.option("--references", required=True, type=click.Path(dir_okay=False),
+              help="References, one per line, aligned with the hypotheses (.gz ok).")
+@click.option("--metric", "metrics", default=None,
+              help="Comma-separated metrics: bleu, chrf, rouge (ROUGE-1/2/L F1), exact. "
+                   "[default: the model's task: bleu,chrf for translation, rouge for "
+                   "summarization; bleu,chrf with --hypotheses]")
+@click.option("--tokenize", type=click.Choice(BLEU_TOKENIZERS), default="13a", show_default=True,
+              help="sacreBLEU tokenizer for BLEU (zh/char for Chinese, Japanese ...).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
+              help="With --model: also write the decoded outputs here.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="With --model: inputs decoded together.")
+@click.option("--truncate", is_flag=True,
+              help="With --model: cut inputs longer than the model's limit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@decoding_options
+@user_errors
+def evaluate(hypotheses, model_path, source, references, metrics, tokenize, output_path,
+             batch_size, truncate, as_json, decoding):
+    """Score outputs against references with sacreBLEU (BLEU, chrF) and ROUGE.
+
+    Give the outputs with --hypotheses, or decode --source with --model (any
+    decoding option of translate applies). Scores are corpus-level, 0-100,
+    printed with the sacreBLEU signature.
+
+    \b
+    Examples:
+      keras-attention evaluate --hypotheses test.hyp.de \\
+        --references ../shared/data/multi30k/test_2016_flickr.de.gz --metric bleu,chrf
+      keras-attention evaluate --model runs/en-de/model \\
+        --source ../shared/data/multi30k/test_2016_flickr.en.gz \\
+        --references ../shared/data/multi30k/test_2016_flickr.de.gz --beam-size 4 --json
+    """
+    from keras_attention.evaluation import score
+
+    if bool(hypotheses) == bool(model_path):
+        raise click.UsageError(
+            "give either --hypotheses FILE or --model PATH with --source FILE, not "
+            f"{'both' if hypotheses else 'neither'}."
+        )
+    if model_path and not source:
+        raise click.UsageError("--model needs --source FILE (the inputs to decode).")
+    if hypotheses and (source or output_path or decoding or truncate):
+        raise click.UsageError(
+            "--source, --output, --truncate and decoding options need --model; "
+            "with --hypotheses the outputs are already decoded."
+        )
+    reference_lines = read_text_file(references, "--references")
+    task = None
+    if hypotheses:
+        outputs = read_text_file(hypotheses, "--hypotheses")
+        _check_counts(outputs, f"--hypotheses '{hypotheses}'", reference_lines, references)
+    else:
+        inputs = read_text_file(source, "--source")
+        _check_counts(inputs, f"--source '{source}'", reference_lines, references)
+        empty = [i + 1 for i, line in enumerate(inputs) if not line.strip()]
+        if empty:
+            raise ValueError(f"--source '{source}': line {empty[0]} is empty "
+                             f"({len(empty)} empty line(s)); remove empty lines.")
+        decoder = Decoder(model_path, decoding, truncate=truncate)
+        task = decoder.task
+        results = decode_lines(decoder, inputs, batch_size, "decoding", show_progress=True)
+        outputs = [hypotheses_[0][0] for hypotheses_ in results]
+        if output_path:
+            with open(output_path, "w", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in outputs)
+    names = _metric_list(metrics or DEFAULT_METRICS.get(task, "bleu,chrf"))
+    results = score(outputs, reference_lines, metrics=names, tokenize=tokenize)
+    if as_json:
+        click.echo(json.dumps({"lines": len(outputs),
+                               "metrics": [r.to_dict() for r in results]}, indent=2))
+        return
+    for result in results:
+        click.echo(result.details or f"{result.name} = {result.score:.2f}")
+        click.echo(f"  signature: {result.signature}")

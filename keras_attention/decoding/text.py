@@ -1,0 +1,189 @@
+"""Text in, text out: ``generate`` over Python strings with the model's tokenizers.
+
+``TextGenerator`` tokenizes, sorts the inputs by length so each batch holds
+similar lengths, decodes batch by batch in one ``tf.function`` and puts the
+outputs back in input order. Batches are padded to fixed shapes (source
+length rounded up to a multiple of ``length_bucket``, rows up to
+``batch_size``, or to a power of two for fewer inputs) so the function is
+traced once per bucket, not per batch.
+"""
+
+import dataclasses
+import random
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
+from keras_attention.decoding.generate import DecodingConfig, generate
+from keras_attention.models.saving import TrainedModel, check_vocabularies
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+    """One output: its text and score (sum of token log-probabilities; beam
+    search: with the length penalty applied)."""
+
+    text: str
+    score: float
+
+
+def sequence_log_probability(model, source_ids, ids):
+    """Sum of the log-probabilities of the generated ``ids`` ``(batch, n,
+    length)`` (END included, PAD after) under ``model``, by teacher forcing.
+
+    The score of greedy and sampled outputs when the strategy reports none.
+    """
+    batch, n_best, length = ops.shape(ids)
+    flat = ops.reshape(ids, (batch * n_best, length))
+    sources = ops.repeat(source_ids, n_best, axis=0)
+    inputs = ops.concatenate(
+        [ops.full((batch * n_best, 1), START_ID, dtype="int32"), flat[:, :-1]], axis=1
+    )
+    logits = model({"encoder_tokens": sources, "decoder_tokens": inputs})
+    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    picked = ops.take_along_axis(log_probs, ops.expand_dims(flat, -1), axis=-1)[..., 0]
+    # Generated tokens: everything up to and including the first END.
+    is_end = ops.cast(flat == END_ID, "int32")
+    keep = (ops.cumsum(is_end, axis=1) - is_end) == 0
+    total = ops.sum(ops.where(keep, picked, 0.0), axis=1)
+    return ops.reshape(total, (batch, n_best))
+
+
+class TextGenerator:
+    """Decode Python strings with a model and its tokenizers.
+
+    Args:
+        trained_or_model: a ``models.TrainedModel`` (its tokenizers are used)
+            or a ``Transformer`` with ``source_tokenizer`` and
+            ``target_tokenizer``.
+        source_tokenizer, target_tokenizer: only with a bare model.
+        config: a ``DecodingConfig``; sampling without a seed draws one seed
+            per ``TextGenerator``.
+        truncate: cut inputs longer than the model's ``max_sequence_length``
+            tokens to that limit instead of raising an error.
+        length_bucket: batch source lengths are rounded up to a multiple of
+            this (fewer traced shapes).
+    """
+
+    def __init__(self, trained_or_model, source_tokenizer=None, target_tokenizer=None,
+                 config=DecodingConfig(), truncate=False, length_bucket=16):
+        if isinstance(trained_or_model, TrainedModel):
+            if source_tokenizer is not None or target_tokenizer is not None:
+                raise ValueError(
+                    "a TrainedModel brings its own tokenizers; pass tokenizers only "
+                    "with a bare Transformer."
+                )
+            model = trained_or_model.model
+            source_tokenizer = trained_or_model.source_tokenizer
+            target_tokenizer = trained_or_model.target_tokenizer
+        else:
+            model = trained_or_model
+            if source_tokenizer is None or target_tokenizer is None:
+                raise ValueError(
+                    "a bare model needs source_tokenizer and target_tokenizer; pass "
+                    "both or a models.TrainedModel."
+                )
+        if not isinstance(config, DecodingConfig):
+            raise TypeError(f"config must be a DecodingConfig, got {type(config).__name__}.")
+        if not isinstance(length_bucket, int) or length_bucket < 1:
+            raise ValueError(f"length_bucket must be a positive integer, got {length_bucket!r}.")
+        check_vocabularies(model, source_tokenizer, target_tokenizer)
+        if config.strategy == "sample" and config.seed is None:
+            # The seed is fixed when the batch function is traced; draw it here
+            # so that every TextGenerator samples differently.
+            config = config.replace(seed=random.randrange(2**31 - 1))
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.config = config
+        self.truncate = bool(truncate)
+        self.length_bucket = length_bucket
+        self.max_source_length = model.config.max_sequence_length
+        self._generate_ids = tf.function(self._generate_batch)
+
+    def _generate_batch(self, source_ids):
+        """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``."""
+        generation = generate(self.model, source_ids, self.config)
+        scores = generation.scores
+        if scores is None:
+            scores = sequence_log_probability(self.model, source_ids, generation.ids)
+        return generation.ids, scores
+
+    def tokenize(self, texts):
+        """Source ids of each text as a list of int lists, checked against the
+        model's length limit (cut to it with ``truncate=True``)."""
+        texts = list(texts)
+        for number, text in enumerate(texts, start=1):
+            if not isinstance(text, str):
+                raise TypeError(f"line {number} is a {type(text).__name__}, not a string.")
+            if not text.strip():
+                raise ValueError(
+                    f"line {number} is empty; remove empty lines, one input per line."
+                )
+        ids = []
+        for start in range(0, len(texts), 1024):
+            ragged = self.source_tokenizer.tokenize(tf.constant(texts[start : start + 1024]))
+            ids.extend(row.tolist() for row in ragged.numpy())
+        limit = self.max_source_length
+        for number, row in enumerate(ids, start=1):
+            if len(row) > limit and not self.truncate:
+                raise ValueError(
+                    f"line {number} has {len(row)} tokens, more than the model's limit of "
+                    f"{limit}; split it or truncate it (--truncate, TextGenerator(truncate=True))."
+                )
+        return [row[:limit] for row in ids]
+
+    def _padded_batch(self, rows, batch_size):
+        """``(batch_size, bucketed length)`` int32 ids; missing rows repeat
+        the last one, so they end when it does."""
+        longest = max(1, max(len(row) for row in rows))
+        bucket = self.length_bucket
+        length = min(-(-longest // bucket) * bucket, self.max_source_length)
+        batch = np.full((batch_size, length), PAD_ID, dtype=np.int32)
+        for i in range(batch_size):
+            row = rows[min(i, len(rows) - 1)]
+            batch[i, : len(row)] = row
+        return batch
+
+    def generate(self, texts, batch_size=32, on_batch=None):
+        """The n-best hypotheses of each text, best first, in input order.
+
+        Args:
+            texts: strings, one input each.
+            batch_size: inputs decoded together.
+            on_batch: called with the number of inputs done after each batch
+                (e.g. a progress bar's ``update``).
+
+        Returns:
+            a list (one per text) of lists of ``Hypothesis``.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        ids = self.tokenize(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        results = [None] * len(ids)
+        # Fewer inputs than batch_size: pad to a power of two, not to a full batch.
+        rows = min(batch_size, 1 << max(0, len(ids) - 1).bit_length())
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            batch = self._padded_batch([ids[i] for i in chosen], rows)
+            output_ids, scores = self._generate_ids(tf.constant(batch))
+            output_ids = np.asarray(output_ids)[: len(chosen)]
+            scores = np.asarray(scores)[: len(chosen)]
+            n_best = output_ids.shape[1]
+            flat = output_ids.reshape(len(chosen) * n_best, -1)
+            texts_out = self.target_tokenizer.detokenize(tf.constant(flat)).numpy()
+            for row, index in enumerate(chosen):
+                results[index] = [
+                    Hypothesis(texts_out[row * n_best + k].decode("utf-8"), float(scores[row, k]))
+                    for k in range(n_best)
+                ]
+            if on_batch is not None:
+                on_batch(len(chosen))
+        return results
+
+    def best(self, texts, batch_size=32):
+        """The best output text of each input, in input order."""
+        return [hypotheses[0].text for hypotheses in self.generate(texts, batch_size)]

@@ -1,0 +1,303 @@
+"""Callbacks of a training run: progress summary, validation decoding and
+scores, atomic weight checkpoints, a history that survives a restart."""
+
+import json
+import os
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_attention.data.tokenizers import write_atomically
+
+
+def current_learning_rate(optimizer):
+    """The optimizer's learning rate at its current step, as a float."""
+    return float(ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """Prints one line per epoch: the epoch's metrics, learning rate and
+    real (non-PAD) tokens per second of training (validation excluded), and
+    adds ``tokens_per_second`` to the epoch ``logs``.
+
+    Args:
+        tokens_per_epoch: non-PAD tokens in one epoch (source + target
+            positions, ``count_tokens``).
+        print_fn: where the line goes.
+    """
+
+    def __init__(self, tokens_per_epoch, print_fn=print):
+        super().__init__()
+        self.tokens_per_epoch = int(tokens_per_epoch)
+        self.print_fn = print_fn
+        self.seconds = 0.0
+        self.epochs_done = 0
+        self._started = self._last_batch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = self._last_batch = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        seconds = max(self._last_batch - self._started, 1e-9)
+        self.seconds += seconds
+        self.epochs_done += 1
+        rate = self.tokens_per_epoch / seconds
+        logs["tokens_per_second"] = rate
+        shown = " - ".join(
+            f"{name} {value:.4g}" for name, value in logs.items()
+            if name not in ("tokens_per_second", "learning_rate") and _is_number(value)
+        )
+        learning_rate = current_learning_rate(self.model.optimizer)
+        epochs = self.params.get("epochs", "?") if self.params else "?"
+        self.print_fn(
+            f"epoch {epoch + 1}/{epochs}: {shown} - lr {learning_rate:.3g} - "
+            f"{rate:,.0f} tokens/s ({seconds:.1f} s)"
+        )
+
+    @property
+    def tokens_per_second(self):
+        """Mean training speed over the epochs run so far (0 before any)."""
+        return self.tokens_per_epoch * self.epochs_done / self.seconds if self.seconds else 0.0
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class ValidationScores(keras.callbacks.Callback):
+    """Every ``every_n_epochs`` epochs (and after the last one) decodes the
+    validation ``sources`` and adds their scores to the epoch ``logs`` as
+    ``val_<name>`` (so ``EarlyStopping`` and ``BestCheckpoint`` can monitor
+    ``val_bleu``); with ``log_dir`` also writes them to TensorBoard with the
+    learning rate, ``examples`` source/reference/hypothesis triples as text and
+    attention heatmaps of the first ``attention_images`` sources.
+
+    Args:
+        generator: has ``best(texts, batch_size) -> list[str]``
+            (a ``decoding.text.TextGenerator`` over the model being trained).
+        sources, references: validation texts, aligned.
+        scorer: ``scorer(hypotheses, references) -> {name: score}``.
+        every_n_epochs: how often to decode.
+        batch_size: sentences decoded together.
+        log_dir: TensorBoard folder, or ``None``.
+        examples: triples shown as text.
+        attention_image: ``attention_image(source_text) -> (H, W, 4) uint8``
+            image, or ``None`` for no images.
+        attention_images: how many sources get an image.
+    """
+
+    def __init__(self, generator, sources, references, scorer, every_n_epochs=1,
+                 batch_size=64, log_dir=None, examples=3, attention_image=None,
+                 attention_images=1):
+        super().__init__()
+        if len(sources) != len(references) or not sources:
+            raise ValueError(
+                f"got {len(sources)} validation sources for {len(references)} references; "
+                "they must be aligned and not empty."
+            )
+        self.generator = generator
+        self.sources = list(sources)
+        self.references = list(references)
+        self.scorer = scorer
+        self.every_n_epochs = every_n_epochs
+        self.batch_size = batch_size
+        self.log_dir = log_dir
+        self.examples = examples
+        self.attention_image = attention_image
+        self.attention_images = attention_images
+        self.last_scores = {}
+        self.last_hypotheses = []
+        self._writer = None
+
+    def due(self, epoch):
+        """Whether the callback decodes after (0-based) ``epoch``."""
+        last = self.params.get("epochs") if self.params else None
+        return (epoch + 1) % self.every_n_epochs == 0 or epoch + 1 == last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        hypotheses = self.generator.best(self.sources, batch_size=self.batch_size)
+        scores = {name: float(value) for name, value in
+                  self.scorer(hypotheses, self.references).items()}
+        self.last_scores, self.last_hypotheses = scores, hypotheses
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+        if self.log_dir is not None:
+            self._write_summaries(epoch, scores, hypotheses)
+
+    def _write_summaries(self, epoch, scores, hypotheses):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=epoch):
+            for name, value in scores.items():
+                tf.summary.scalar(f"validation/{name}", value)
+            tf.summary.scalar("validation/learning_rate",
+                              current_learning_rate(self.model.optimizer))
+            if self.examples:
+                tf.summary.text("validation/examples", examples_markdown(
+                    self.sources[: self.examples], self.references[: self.examples],
+                    hypotheses[: self.examples]))
+            if self.attention_image is not None and self.attention_images:
+                images = [self.attention_image(text)
+                          for text in self.sources[: self.attention_images]]
+                for index, image in enumerate(images):
+                    tf.summary.image(f"validation/attention_{index}",
+                                     np.asarray(image, np.uint8)[None])
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def examples_markdown(sources, references, hypotheses):
+    """A Markdown table of source/reference/hypothesis triples (TensorBoard
+    renders ``tf.summary.text`` as Markdown)."""
+
+    def cell(text):
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    rows = ["| source | reference | hypothesis |", "|---|---|---|"]
+    rows += [f"| {cell(s)} | {cell(r)} | {cell(h)} |"
+             for s, r, h in zip(sources, references, hypotheses)]
+    return "\n".join(rows)
+
+
+def save_weights_atomically(model, path):
+    """``model.save_weights(path)`` through a temporary file in the same
+    folder, so a crash never leaves a half-written checkpoint."""
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+EPOCH_CHECKPOINT = "epoch-{epoch:04d}.weights.h5"
+_EPOCH_CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})\.weights\.h5$")
+
+
+def epoch_checkpoints(directory):
+    """``{epoch: path}`` of the epoch checkpoints in ``directory``."""
+    if not os.path.isdir(directory):
+        return {}
+    found = {}
+    for name in os.listdir(directory):
+        match = _EPOCH_CHECKPOINT_RE.match(name)
+        if match:
+            found[int(match.group(1))] = os.path.join(directory, name)
+    return dict(sorted(found.items()))
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """Saves the weights after every epoch as
+    ``directory/epoch-0001.weights.h5`` (1-based, atomically) and keeps the
+    newest ``keep`` of them."""
+
+    def __init__(self, directory, keep=3):
+        super().__init__()
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive integer, got {keep!r}.")
+        self.directory = directory
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = os.path.join(self.directory, EPOCH_CHECKPOINT.format(epoch=epoch + 1))
+        save_weights_atomically(self.model, path)
+        checkpoints = epoch_checkpoints(self.directory)
+        for old in list(checkpoints)[: -self.keep]:
+            os.remove(checkpoints[old])
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the weights (atomically) to ``path`` whenever ``monitor`` in the
+    epoch logs beats the best so far (``mode`` ``"max"`` or ``"min"``); the
+    best value and its epoch are kept in ``path`` + ``.json``, so a resumed run
+    compares with the best from before the restart. Epochs without
+    ``monitor`` in their logs are skipped."""
+
+    def __init__(self, path, monitor, mode="max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
+        self.path = path
+        self.monitor = monitor
+        self.mode = mode
+        self.best = self.best_epoch = None
+        state = self.state_path
+        if os.path.exists(state) and os.path.exists(path):
+            with open(state, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved.get("monitor") == monitor:
+                self.best, self.best_epoch = saved["value"], saved["epoch"]
+
+    @property
+    def state_path(self):
+        return self.path + ".json"
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not self._better(float(value)):
+            return
+        self.best, self.best_epoch = float(value), epoch + 1
+        save_weights_atomically(self.model, self.path)
+        state = {"monitor": self.monitor, "value": self.best, "epoch": self.best_epoch}
+        write_atomically(self.state_path, json.dumps(state).encode("utf-8"))
+
+
+class HistoryFile(keras.callbacks.Callback):
+    """Keeps every epoch's logs in a JSON file (``{"epochs": [{"epoch": 1,
+    ...}, ...]}``, rewritten atomically each epoch), continuing the file a
+    killed run left: ``history`` is then the whole run's, not just the part
+    since the restart. Epochs repeated after a restart replace the old ones."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.epochs = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.epochs = {e["epoch"]: e for e in json.load(f)["epochs"]}
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1}
+        entry.update({k: float(v) for k, v in (logs or {}).items() if _is_number(v)})
+        self.epochs = {e: v for e, v in self.epochs.items() if e <= epoch}
+        self.epochs[epoch + 1] = entry
+        data = {"epochs": [self.epochs[e] for e in sorted(self.epochs)]}
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        write_atomically(self.path, json.dumps(data, indent=1).encode("utf-8"))
+
+    @property
+    def history(self):
+        """``{metric: [value per epoch]}`` like ``keras.callbacks.History``."""
+        history = {}
+        for epoch in sorted(self.epochs):
+            for name, value in self.epochs[epoch].items():
+                if name != "epoch":
+                    history.setdefault(name, []).append(value)
+        return history

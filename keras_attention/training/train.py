@@ -1,0 +1,397 @@
+"""``train(config)``: a ``TrainConfig`` in, a trained model folder out.
+
+The run directory (``config.output.directory``)::
+
+    config.yaml                    the full resolved TrainConfig (written first)
+    vocab/source.*, vocab/target.* tokenizers; built once, reused on resume
+    checkpoints/epoch-0001.weights.h5 ...  weights after each epoch (newest
+                                   ``output.keep_checkpoints`` kept)
+    checkpoints/best.weights.h5    best by the validation score (+ .json: value, epoch)
+    backup/                        keras.callbacks.BackupAndRestore state
+    logs/train, logs/validation    TensorBoard; logs/history.json: every epoch's logs
+    model/                         the final TrainedModel folder: the best
+                                   weights with a validation set, else the last
+
+Running ``train`` again with the same config on a run that was killed resumes
+it from the last finished epoch (``BackupAndRestore``), so it ends with the
+same number of epochs and optimizer steps as an uninterrupted run.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from keras_attention.data.batching import make_training_dataset
+from keras_attention.data.tokenizer_files import (
+    TOKENIZER_TYPES,
+    load_tokenizer,
+    save_tokenizer,
+)
+from keras_attention.decoding.text import TextGenerator
+from keras_attention.evaluation.attention_plots import attention_figure, figure_to_image
+from keras_attention.evaluation.metrics import ROUGE_TYPES, bleu, rouge
+from keras_attention.models.saving import TrainedModel, save_trained_model
+from keras_attention.models.transformer import Transformer
+from keras_attention.training.callbacks import (
+    BestCheckpoint,
+    EpochCheckpoints,
+    EpochSummary,
+    HistoryFile,
+    ValidationScores,
+)
+from keras_attention.training.config import load_config, save_config
+from keras_attention.training.distribution import (
+    make_strategy,
+    prepare_for_fit,
+    worker_directory,
+)
+from keras_attention.training.losses import SequenceCrossEntropy
+from keras_attention.training.metrics import MaskedAccuracy, Perplexity
+from keras_attention.training.schedules import learning_rate_schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class RunLayout:
+    """The paths of a run directory (see the module docstring)."""
+
+    directory: str
+
+    def path(self, *parts):
+        return os.path.join(self.directory, *parts)
+
+    @property
+    def config(self):
+        return self.path("config.yaml")
+
+    @property
+    def vocab(self):
+        return self.path("vocab")
+
+    @property
+    def checkpoints(self):
+        return self.path("checkpoints")
+
+    @property
+    def best(self):
+        return self.path("checkpoints", "best.weights.h5")
+
+    @property
+    def backup(self):
+        return self.path("backup")
+
+    @property
+    def logs(self):
+        return self.path("logs")
+
+    @property
+    def history(self):
+        return self.path("logs", "history.json")
+
+    @property
+    def model(self):
+        return self.path("model")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` did.
+
+    Attributes:
+        output_directory: the run directory.
+        model_directory: the ``TrainedModel`` folder (``load_trained_model``).
+        history: ``{metric: [value per epoch]}`` over the whole run (epochs
+            before a restart included).
+        epochs: epochs trained in all.
+        steps: optimizer updates in all (``optimizer.iterations``).
+        steps_per_epoch: batches per epoch.
+        tokens_per_second: real (non-PAD) source + target tokens per second
+            of training in this process.
+        best: ``{"monitor", "value", "epoch"}`` of the best checkpoint, or
+            ``None`` without validation.
+    """
+
+    output_directory: str
+    model_directory: str
+    history: dict
+    epochs: int
+    steps: int
+    steps_per_epoch: int
+    tokens_per_second: float
+    best: dict | None = None
+
+
+def train(config, verbose="auto", print_fn=print):
+    """Train as ``config`` (a ``TrainConfig``) says; returns a ``TrainResult``.
+
+    ``verbose``: Keras progress output (``"auto"``: a bar on a terminal, one
+    line per epoch otherwise); ``print_fn`` gets the one-line summaries.
+    """
+    strategy = make_strategy(config.training.distribution)
+    layout = RunLayout(
+        worker_directory(os.path.abspath(config.output.directory), strategy)
+    )
+    _start_run_directory(layout, config)
+    keras.utils.set_random_seed(config.training.seed)
+
+    train_corpus = config.data.train.pairs()
+    stats = train_corpus.scan()  # clean one-line reading errors before TensorFlow
+    source_tokenizer, target_tokenizer = _tokenizers(layout, config, train_corpus)
+    print_fn(
+        f"training pairs: {stats.pairs} ({train_corpus.name}); vocabularies: "
+        f"{source_tokenizer.vocabulary_size} source, {target_tokenizer.vocabulary_size} "
+        "target tokens"
+    )
+    with train_corpus.clean_errors():
+        dataset = make_training_dataset(
+            train_corpus.dataset(), source_tokenizer, target_tokenizer, config.batching
+        )
+        steps_per_epoch = int(dataset.cardinality())
+        tokens_per_epoch = count_tokens(dataset)
+
+    validation_data = validation_pairs = None
+    if config.data.validation is not None:
+        validation_corpus = config.data.validation.pairs()
+        validation_corpus.scan()
+        validation_pairs = list(
+            itertools.islice(validation_corpus, config.evaluation.max_sentences)
+        )
+        with validation_corpus.clean_errors():
+            validation_data = make_training_dataset(
+                validation_corpus.dataset(), source_tokenizer, target_tokenizer,
+                dataclasses.replace(config.batching, shuffle_buffer=0),
+            )
+
+    total_steps = steps_per_epoch * config.training.epochs
+    with strategy.scope():
+        model = build_model(config, source_tokenizer, target_tokenizer)
+        model.compile(
+            optimizer=make_optimizer(config, total_steps),
+            loss=SequenceCrossEntropy(config.training.label_smoothing),
+            metrics=[MaskedAccuracy(), Perplexity()],
+            jit_compile=config.training.jit_compile,
+        )
+        prepare_for_fit(model, strategy)
+    print_fn(
+        f"model: preset '{config.model.preset}', {model.count_params():,} parameters, "
+        f"{config.training.precision}; {steps_per_epoch} steps per epoch"
+    )
+
+    summary = EpochSummary(tokens_per_epoch, print_fn=print_fn)
+    history = HistoryFile(layout.history)
+    callbacks = []
+    best = None
+    if validation_pairs:
+        sources, references = zip(*validation_pairs)
+        callbacks.append(ValidationScores(
+            TextGenerator(model, source_tokenizer, target_tokenizer,
+                          config=config.evaluation.decoding, truncate=True),
+            sources, references, task_scorer(config.task),
+            every_n_epochs=config.evaluation.every_n_epochs,
+            batch_size=config.evaluation.batch_size,
+            log_dir=os.path.join(layout.logs, "validation") if config.output.tensorboard else None,
+            examples=config.evaluation.examples,
+            attention_image=_attention_image(model, source_tokenizer, target_tokenizer,
+                                             config.task),
+            attention_images=config.evaluation.attention_images,
+        ))
+        best = BestCheckpoint(layout.best, config.monitor, mode="max")
+    callbacks += [summary, EpochCheckpoints(layout.checkpoints, config.output.keep_checkpoints)]
+    if best is not None:
+        callbacks.append(best)
+    callbacks += [history, keras.callbacks.TerminateOnNaN()]
+    if config.training.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=config.monitor, mode="max",
+            patience=config.training.early_stopping_patience))
+    if config.output.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(layout.logs, profile_batch=0))
+    # Last, so the saved state includes everything the epoch's callbacks did.
+    callbacks.append(keras.callbacks.BackupAndRestore(layout.backup))
+
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    with train_corpus.clean_errors():
+        model.fit(dataset, epochs=config.training.epochs, validation_data=validation_data,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+
+    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    best_state = None
+    if best is not None and best.best is not None:
+        best_state = {"monitor": best.monitor, "value": best.best, "epoch": best.best_epoch}
+        model.load_weights(layout.best)  # (optimizer state too: steps are counted above)
+    epochs = len(history.epochs)
+    # An uncompiled copy: the folder holds the model for inference, without
+    # optimizer state or training-only classes a loader would have to import.
+    final = Transformer(model.config, dtype=config.training.precision)
+    final.set_weights(model.get_weights())
+    trained = TrainedModel(final, source_tokenizer, target_tokenizer, task=config.task)
+    save_trained_model(trained, layout.model, extra={
+        "training": {"epochs": epochs, "steps": steps, "steps_per_epoch": steps_per_epoch,
+                     "best": best_state, "config": config.to_dict()},
+    })
+    return TrainResult(
+        output_directory=layout.directory,
+        model_directory=layout.model,
+        history=history.history,
+        epochs=epochs,
+        steps=steps,
+        steps_per_epoch=steps_per_epoch,
+        tokens_per_second=summary.tokens_per_second,
+        best=best_state,
+    )
+
+
+def _start_run_directory(layout, config):
+    """Create the run directory and write ``config.yaml``; refuse a folder
+    that holds another run, and clear what a run killed before its first
+    finished epoch left."""
+    if os.path.exists(layout.config):
+        previous = load_config(layout.config).to_dict()
+        difference = _first_difference(previous, config.to_dict())
+        if difference:
+            raise ValueError(
+                f"output directory '{layout.directory}' holds a run with another config "
+                f"({difference}); use another output.directory (--output) or delete it."
+            )
+    if os.path.exists(layout.model) and not os.path.exists(layout.backup):
+        raise FileExistsError(
+            f"output directory '{layout.directory}' holds a finished run (model/); use "
+            "another output.directory (--output) or delete it."
+        )
+    if not os.path.exists(os.path.join(layout.backup, "training_metadata.json")):
+        # Nothing to resume: epoch files and history of an unfinished first try go.
+        shutil.rmtree(layout.checkpoints, ignore_errors=True)
+        if os.path.exists(layout.history):
+            os.remove(layout.history)
+    os.makedirs(layout.checkpoints, exist_ok=True)
+    os.makedirs(layout.logs, exist_ok=True)
+    save_config(config, layout.config)
+
+
+def _first_difference(old, new, prefix=""):
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} there, {b!r} now"
+    return None
+
+
+def count_tokens(dataset):
+    """Real (non-PAD) positions of ``encoder_tokens`` plus labels over one
+    epoch of a ``make_training_dataset`` dataset."""
+
+    def count(inputs, labels):
+        return tf.math.count_nonzero(inputs["encoder_tokens"]) + tf.math.count_nonzero(labels)
+
+    return int(dataset.map(count).reduce(tf.constant(0, tf.int64), lambda a, b: a + b))
+
+
+def _tokenizers(layout, config, corpus):
+    """The run's tokenizers: from ``vocab/`` when a previous start saved them,
+    else read (prebuilt files) or built from the training corpus, then saved."""
+    if os.path.exists(os.path.join(layout.vocab, "target.json")):
+        return load_tokenizer(layout.vocab, "source"), load_tokenizer(layout.vocab, "target")
+    source, target = build_tokenizers(config.vocabulary, corpus)
+    os.makedirs(layout.vocab, exist_ok=True)
+    save_tokenizer(source, layout.vocab, "source")
+    save_tokenizer(target, layout.vocab, "target")
+    return source, target
+
+
+def build_tokenizers(vocabulary, corpus):
+    """Source and target tokenizers as a ``VocabularyConfig`` says, learned
+    from ``corpus`` (a ``PairSource``) unless it names prebuilt files."""
+    v = vocabulary
+    cls = TOKENIZER_TYPES[v.type]
+    options = {"lowercase": v.lowercase}
+    if v.type in ("sentencepiece", "wordpiece"):
+        options["normalization"] = v.normalization
+    if v.source_file is not None:
+        source = cls.load(v.source_file, **options)
+        target = cls.load(v.target_file, **options) if v.target_file else source
+        return source, target
+    if v.type in ("sentencepiece", "wordpiece"):
+        options["vocabulary_size"] = v.size
+    if v.type == "sentencepiece":
+        options["model_type"] = v.model_type
+    if v.type == "word":
+        options["max_size"] = v.size
+
+    def texts(side):
+        for pair in corpus:
+            yield from (pair if side is None else (pair[side],))
+
+    if v.shared:
+        shared = cls.build(texts(None), **options)
+        return shared, shared
+    return cls.build(texts(0), **options), cls.build(texts(1), **options)
+
+
+def build_model(config, source_tokenizer, target_tokenizer):
+    """The ``Transformer`` of ``config.model`` for these tokenizers, in
+    ``config.training.precision`` (passed to the model, so the global Keras
+    dtype policy is left alone)."""
+    transformer_config = config.model.transformer_config(
+        source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size
+    )
+    return Transformer(transformer_config, dtype=config.training.precision)
+
+
+def make_optimizer(config, total_steps):
+    """Adam with ``config.optimizer``'s schedule, clipping and gradient
+    accumulation; wrapped in a ``LossScaleOptimizer`` for ``mixed_float16``."""
+    c = config.optimizer
+    optimizer = keras.optimizers.Adam(
+        learning_rate=learning_rate_schedule(c, total_steps),
+        beta_1=c.beta_1,
+        beta_2=c.beta_2,
+        epsilon=c.epsilon,
+        clipnorm=c.clipnorm,
+        # Keras takes None for "no accumulation" and refuses 1.
+        gradient_accumulation_steps=(c.gradient_accumulation_steps
+                                     if (c.gradient_accumulation_steps or 1) > 1 else None),
+    )
+    if config.training.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def task_scorer(task):
+    """``scorer(hypotheses, references) -> {name: score}`` for ``task``:
+    ``{"bleu"}`` (sacreBLEU) for translation, ``{"rouge1", "rouge2",
+    "rougeL"}`` for summarization."""
+    if task == "translation":
+        return lambda hypotheses, references: {"bleu": bleu(hypotheses, references).score}
+
+    def rouge_scores(hypotheses, references):
+        results = rouge(hypotheses, references, rouge_types=ROUGE_TYPES)
+        return {name: result.score for name, result in zip(ROUGE_TYPES, results)}
+
+    return rouge_scores
+
+
+def _attention_image(model, source_tokenizer, target_tokenizer, task):
+    """``image(source_text)``: the last decoder layer's cross-attention heads
+    over the model's greedy output, as an RGBA array."""
+    trained = TrainedModel(model, source_tokenizer, target_tokenizer, task=task)
+    last_layer = model.config.num_decoder_layers - 1
+
+    def image(source_text):
+        return figure_to_image(attention_figure(trained, source_text, layer=last_layer))
+
+    return image
+
+
+def result_summary(result):
+    """A JSON-ready dict of a ``TrainResult``."""
+    return json.loads(json.dumps(dataclasses.asdict(result)))

@@ -1,0 +1,160 @@
+"""``keras-attention evaluate``: scores equal the libraries'; every error is one line."""
+
+import gzip
+import json
+
+import pytest
+import sacrebleu
+from click.testing import CliRunner
+
+from cli.main import main
+from keras_attention.data import date_pairs
+from keras_attention.decoding.text import TextGenerator
+from keras_attention.evaluation import exact_match, rouge
+
+HYPOTHESES = ["The cat sat on the mat.", "A man is riding a horses in the field", "two dogs play"]
+REFERENCES = ["The cat sat on a mat.", "A man rides a horse in a field.",
+              "Two dogs are playing in the snow."]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def files(tmp_path):
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt.gz"
+    hyp.write_text("\n".join(HYPOTHESES) + "\n", encoding="utf-8")
+    with gzip.open(ref, "wt", encoding="utf-8") as f:  # .gz references are read too
+        f.write("\n".join(REFERENCES) + "\n")
+    return str(hyp), str(ref)
+
+
+def test_text_output_has_scores_and_signatures(files):
+    result = invoke("evaluate", "--hypotheses", files[0], "--references", files[1])
+    assert result.exit_code == 0, result.output
+    bleu = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES])
+    chrf = sacrebleu.corpus_chrf(HYPOTHESES, [REFERENCES])
+    assert result.output.splitlines() == [
+        bleu.format(),
+        "  signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+        chrf.format(),
+        "  signature: nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0",
+    ]
+
+
+def test_json_output_with_chosen_metrics(files):
+    result = invoke("evaluate", "--hypotheses", files[0], "--references", files[1],
+                    "--metric", "rouge,exact,bleu", "--tokenize", "char", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["lines"] == 3
+    names = [m["name"] for m in report["metrics"]]
+    assert names == ["ROUGE-1", "ROUGE-2", "ROUGE-L", "exact match", "BLEU"]
+    expected_rouge = rouge(HYPOTHESES, REFERENCES)
+    for got, expected in zip(report["metrics"][:3], expected_rouge):
+        assert got["score"] == pytest.approx(expected.score)
+    assert report["metrics"][3]["score"] == 0.0
+    char_bleu = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES], tokenize="char")
+    assert report["metrics"][4]["score"] == pytest.approx(char_bleu.score)
+    assert "tok:char" in report["metrics"][4]["signature"]
+
+
+def test_decode_and_score_in_one_go(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    pairs = date_pairs(8, seed=5)
+    source, reference, output = tmp_path / "src.txt", tmp_path / "ref.txt", tmp_path / "hyp.txt"
+    source.write_text("\n".join(s for s, _ in pairs) + "\n")
+    reference.write_text("\n".join(t for _, t in pairs) + "\n")
+    result = invoke("evaluate", "--model", folder, "--source", str(source), "--references",
+                    str(reference), "--metric", "exact,chrf", "--output", str(output), "--json")
+    assert result.exit_code == 0, result.output
+    hypotheses = TextGenerator(trained).best([s for s, _ in pairs])
+    assert output.read_text().splitlines() == hypotheses
+    report = json.loads(result.stdout)
+    assert report["metrics"][0]["score"] == pytest.approx(
+        100 * exact_match(hypotheses, [t for _, t in pairs]))
+    assert report["metrics"][1]["score"] == pytest.approx(
+        sacrebleu.corpus_chrf(hypotheses, [[t for _, t in pairs]]).score)
+    assert "decoding" in result.stderr  # progress bar
+
+
+def test_model_task_picks_the_default_metrics(trained_date_model, tmp_path):
+    _, folder = trained_date_model
+    source, reference = tmp_path / "src.txt", tmp_path / "ref.txt"
+    source.write_text("may first two thousand\n")
+    reference.write_text("2000-05-01\n")
+    result = invoke("evaluate", "--model", folder, "--source", str(source), "--references",
+                    str(reference))
+    assert result.exit_code == 0, result.output
+    assert [line.split(" = ")[0] for line in result.stdout.splitlines()
+            if not line.startswith("  ")] == ["BLEU", "chrF2"]  # a translation model
+
+
+def one_line_error(result):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_missing_file(files, tmp_path):
+    missing = str(tmp_path / "nope.txt")
+    result = invoke("evaluate", "--hypotheses", missing, "--references", files[1])
+    assert one_line_error(result) == (
+        f"Error: --hypotheses file '{missing}' not found; check the path.")
+
+
+def test_different_line_counts_name_both(files, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("one line\n")
+    result = invoke("evaluate", "--hypotheses", str(short), "--references", files[1])
+    assert one_line_error(result) == (
+        f"Error: --hypotheses '{short}' has 1 lines but --references '{files[1]}' has 3; "
+        "they must be aligned line by line.")
+    result = invoke("evaluate", "--model", str(tmp_path), "--source", str(short),
+                    "--references", files[1])
+    assert one_line_error(result) == (
+        f"Error: --source '{short}' has 1 lines but --references '{files[1]}' has 3; "
+        "they must be aligned line by line.")
+
+
+def test_empty_file(files, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke("evaluate", "--hypotheses", files[0], "--references", str(empty))
+    assert one_line_error(result) == (
+        f"Error: --references file '{empty}' is empty; give one line per sentence.")
+
+
+def test_empty_source_line(files, tmp_path):
+    source = tmp_path / "src.txt"
+    source.write_text("a\n\nc\n")
+    result = invoke("evaluate", "--model", str(tmp_path), "--source", str(source),
+                    "--references", files[1])
+    assert one_line_error(result) == (
+        f"Error: --source '{source}': line 2 is empty (1 empty line(s)); remove empty lines.")
+
+
+def test_unknown_metric(files):
+    result = invoke("evaluate", "--hypotheses", files[0], "--references", files[1],
+                    "--metric", "bleu,meteor")
+    assert one_line_error(result) == (
+        "Error: unknown metric(s) meteor in --metric; use a comma-separated list of bleu, "
+        "chrf, rouge, exact.")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "Error: give either --hypotheses FILE or --model PATH with --source FILE, not neither."),
+    (["--hypotheses", "h", "--model", "m"],
+     "Error: give either --hypotheses FILE or --model PATH with --source FILE, not both."),
+    (["--model", "m"], "Error: --model needs --source FILE (the inputs to decode)."),
+    (["--hypotheses", "h", "--beam-size", "4"],
+     "Error: --source, --output, --truncate and decoding options need --model; with "
+     "--hypotheses the outputs are already decoded."),
+])
+def test_option_combinations_are_usage_errors(args, message):
+    result = invoke("evaluate", "--references", "r", *args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == message

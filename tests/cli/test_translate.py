@@ -1,0 +1,184 @@
+"""``keras-attention translate`` / ``summarize`` with a trained model folder."""
+
+import dataclasses
+
+import pytest
+from click.testing import CliRunner
+
+from cli import translate as translate_module
+from cli.main import main
+from keras_attention.data import date_pairs
+from keras_attention.decoding.generate import DecodingConfig
+from keras_attention.decoding.text import TextGenerator
+
+TEXTS = [source for source, _ in date_pairs(6, seed=77)]
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_help_defaults_are_the_decoding_config_defaults():
+    defaults = {f.name: f.default for f in dataclasses.fields(DecodingConfig)}
+    assert translate_module.DECODING_DEFAULTS == defaults
+    result = invoke("translate", "--help")
+    assert result.exit_code == 0
+    for flag in ("--strategy", "--beam-size", "--length-penalty", "--n-best", "--temperature",
+                 "--top-k", "--top-p", "--seed", "--max-length", "--max-length-ratio",
+                 "--min-length", "--no-repeat-ngram-size", "--repetition-penalty", "--truncate"):
+        assert flag in result.output
+    summarize = invoke("summarize", "--help")
+    assert summarize.exit_code == 0 and "Example" in summarize.output
+
+
+def test_stdin_to_stdout_equals_the_library(trained_date_model):
+    trained, folder = trained_date_model
+    result = invoke("translate", "--model", folder, input="\n".join(TEXTS) + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS)
+    assert result.stderr == ""  # no progress bar for stdin
+
+
+def test_files_with_progress_and_beam_n_best(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(TEXTS[:3]) + "\n", encoding="utf-8")
+    result = invoke("translate", "--model", folder, "--input", str(source), "--output",
+                    str(target), "--beam-size", "2", "--n-best", "2", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert "translating" in result.stderr  # progress bar label on stderr
+    expected = TextGenerator(trained, config=DecodingConfig(strategy="beam", beam_size=2,
+                                                            n_best=2)).generate(TEXTS[:3])
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    for line, (index, hypothesis) in zip(
+            lines, [(i, h) for i, hs in enumerate(expected) for h in hs]):
+        number, text, score = line.split(" ||| ")
+        assert int(number) == index and text == hypothesis.text
+        assert float(score) == pytest.approx(hypothesis.score, abs=1e-3)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], {}),
+    (["--beam-size", "5"], {"beam_size": 5}),
+    (["--top-k", "3", "--seed", "1"], {"top_k": 3, "seed": 1}),
+    (["--strategy", "beam", "--length-penalty", "1.0", "--n-best", "2"],
+     {"strategy": "beam", "length_penalty": 1.0, "n_best": 2}),
+    (["--max-length", "12", "--max-length-ratio", "1.5", "--max-length-offset", "3",
+      "--min-length", "2", "--no-repeat-ngram-size", "3", "--repetition-penalty", "1.2"],
+     {"max_length": 12, "max_length_ratio": 1.5, "max_length_offset": 3, "min_length": 2,
+      "no_repeat_ngram_size": 3, "repetition_penalty": 1.2}),
+    (["--strategy", "sample", "--temperature", "0.7", "--top-p", "0.9"],
+     {"strategy": "sample", "temperature": 0.7, "top_p": 0.9}),
+])
+def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected):
+    seen = {}
+
+    class FakeDecoder:
+        task = "translation"
+
+        def __init__(self, model_path, decoding=None, truncate=False):
+            seen.update(decoding=decoding, truncate=truncate,
+                        config=translate_module.decoding_config(decoding))
+
+        def __call__(self, lines, batch_size=64, on_batch=None):
+            return [[(line.upper(), 0.0)] for line in lines]
+
+    monkeypatch.setattr(translate_module, "Decoder", FakeDecoder)
+    result = invoke("translate", "--model", str(tmp_path), "--truncate", *flags, input="a b\n")
+    assert result.exit_code == 0, result.output
+    assert seen["decoding"] == expected and seen["truncate"] is True
+    # Beam flags alone mean beam search, sampling flags alone sampling.
+    strategy = expected.get("strategy") or (
+        "beam" if "beam_size" in expected else "sample" if "top_k" in expected else "greedy")
+    assert seen["config"] == DecodingConfig(**dict(expected, strategy=strategy))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beam-size", "3", "--temperature", "0.5"],
+     "Error: --beam-size, --temperature belong to different strategies (beam, sample); "
+     "choose one with --strategy."),
+    (["--strategy", "greedy", "--beam-size", "3"],
+     "Error: --beam-size applies to --strategy beam, not greedy; drop it or choose "
+     "--strategy beam."),
+    (["--strategy", "beam", "--top-p", "0.5"],
+     "Error: --top-p applies to --strategy sample, not beam; drop it or choose "
+     "--strategy sample."),
+])
+def test_flags_of_another_strategy_are_usage_errors(tmp_path, flags, message):
+    result = invoke("translate", "--model", str(tmp_path), *flags, input="x\n")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == message
+
+
+def test_invalid_config_is_a_one_line_error(trained_date_model):
+    _, folder = trained_date_model
+    result = invoke("translate", "--model", folder, "--n-best", "2", input="may first\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: greedy search returns one hypothesis, got n_best=2; use strategy 'beam' "
+        "or 'sample' for n-best lists.")
+
+
+def test_decoding_flags_with_a_saved_model_are_rejected(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")
+    result = invoke("translate", "--model", str(tmp_path), "--beam-size", "4", "--min-length",
+                    "2", input="x\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: --beam-size, --min-length: '{tmp_path}' is an exported SavedModel "
+        "whose greedy decoding is built into the graph; use a trained model folder (with "
+        "model.keras) for decoding options.")
+
+
+def test_too_long_input_and_truncate(trained_date_model):
+    trained, folder = trained_date_model
+    limit = trained.model.config.max_sequence_length
+    long_text = " ".join(["may"] * (limit + 3))
+    result = invoke("translate", "--model", folder, input=f"may first\n{long_text}\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: line 2 has {limit + 3} tokens, more than the model's limit of {limit}; "
+        "split it or truncate it (--truncate, TextGenerator(truncate=True)).")
+    result = invoke("translate", "--model", folder, "--truncate", input=f"{long_text}\n")
+    assert result.exit_code == 0
+    cut = " ".join(["may"] * limit)
+    assert result.stdout.splitlines() == TextGenerator(trained).best([cut])
+
+
+def test_summarize_warns_on_a_translation_model(trained_date_model):
+    trained, folder = trained_date_model
+    result = invoke("summarize", "--model", folder, input=TEXTS[0] + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        "warning: the model was trained for translation, not summarization; "
+        "'keras-attention translate' is the matching command.")
+    assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS[:1])
+
+
+def test_folder_without_model_keras_or_saved_model(tmp_path):
+    result = invoke("summarize", "--model", str(tmp_path), input="x\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: '{tmp_path}' holds no SavedModel (no saved_model.pb, no numbered version "
+        "folder).")
+
+
+def test_exported_saved_model_gives_the_same_greedy_outputs(trained_date_model, tmp_path):
+    """The SavedModel path of the same command: greedy in the graph equals the
+    trained folder's greedy decoding."""
+    from keras_attention.export import TextToTextModule, export_saved_model
+
+    trained, folder = trained_date_model
+    module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer)
+    export = export_saved_model(module, str(tmp_path / "export"), version=1)
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    result = invoke("translate", "--model", str(tmp_path / "export"), "--input", str(source),
+                    "--output", str(target), "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    assert "translating" in result.stderr
+    from_folder = invoke("translate", "--model", folder, "--input", str(source))
+    assert target.read_text().splitlines() == from_folder.stdout.splitlines()
+    assert export.endswith("1")

@@ -1,0 +1,97 @@
+"""Checkpoint, history and validation callbacks, driven directly."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_attention.training import (
+    BestCheckpoint,
+    EpochCheckpoints,
+    HistoryFile,
+    ValidationScores,
+)
+from keras_attention.training.callbacks import examples_markdown
+
+
+def small_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_epoch_checkpoints_keep_the_newest(tmp_path):
+    callback = EpochCheckpoints(str(tmp_path), keep=2)
+    callback.set_model(small_model())
+    for epoch in range(4):
+        callback.on_epoch_end(epoch)
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0003.weights.h5", "epoch-0004.weights.h5"]
+
+
+def test_best_checkpoint_survives_a_restart(tmp_path):
+    path = str(tmp_path / "best.weights.h5")
+    model = small_model()
+    callback = BestCheckpoint(path, "val_bleu")
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_bleu": 10.0})
+    callback.on_epoch_end(1, {"loss": 1.0})  # not evaluated: skipped
+    callback.on_epoch_end(2, {"val_bleu": 8.0})
+    assert json.load(open(path + ".json")) == {"monitor": "val_bleu", "value": 10.0, "epoch": 1}
+    restarted = BestCheckpoint(path, "val_bleu")
+    restarted.set_model(model)
+    assert restarted.best == 10.0
+    restarted.on_epoch_end(3, {"val_bleu": 9.0})
+    assert restarted.best_epoch == 1
+    restarted.on_epoch_end(4, {"val_bleu": 12.0})
+    assert json.load(open(path + ".json"))["epoch"] == 5
+
+
+def test_history_file_continues_after_a_restart(tmp_path):
+    path = str(tmp_path / "logs" / "history.json")
+    first = HistoryFile(path)
+    first.on_epoch_end(0, {"loss": 3.0})
+    first.on_epoch_end(1, {"loss": 2.0})
+    again = HistoryFile(path)
+    again.on_epoch_end(1, {"loss": 1.5})  # epoch 2 rerun replaces the old one
+    again.on_epoch_end(2, {"loss": 1.0})
+    assert again.history == {"loss": [3.0, 1.5, 1.0]}
+
+
+class FixedOutputs:
+    """A generator whose outputs are fixed: the callback's scoring is what is tested."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.calls = 0
+
+    def best(self, texts, batch_size):
+        self.calls += 1
+        return self.outputs[: len(texts)]
+
+
+def exact(hypotheses, references):
+    return {"exact": 100.0 * np.mean([h == r for h, r in zip(hypotheses, references)])}
+
+
+def test_validation_scores_every_n_epochs_and_last(tmp_path):
+    generator = FixedOutputs(["a", "x", "c"])
+    callback = ValidationScores(generator, ["1", "2", "3"], ["a", "b", "c"], exact,
+                                every_n_epochs=2, log_dir=str(tmp_path), examples=2)
+    callback.set_model(small_model())
+    callback.set_params({"epochs": 3})
+    logs = [{} for _ in range(3)]
+    for epoch in range(3):
+        callback.on_epoch_end(epoch, logs[epoch])
+    assert logs[0] == {} and generator.calls == 2
+    assert logs[1]["val_exact"] == pytest.approx(200 / 3) and "val_exact" in logs[2]
+    callback.on_train_end()
+    assert os.listdir(tmp_path)
+    with pytest.raises(ValueError, match="^got 1 validation sources for 2 references"):
+        ValidationScores(generator, ["1"], ["a", "b"], exact)
+
+
+def test_examples_markdown_escapes_pipes():
+    assert examples_markdown(["a|b"], ["c"], ["d\ne"]) == (
+        "| source | reference | hypothesis |\n|---|---|---|\n| a\\|b | c | d e |")
