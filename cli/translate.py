@@ -90,7 +90,8 @@ def decoding_options(command):
 
 def _with_strategy(decoding):
     """Beam flags alone mean ``--strategy beam``, sampling flags alone
-    ``--strategy sample``; flags of another strategy are a usage error."""
+    ``--strategy sample``, ``--n-best`` above 1 alone means beam; flags of
+    another strategy are a usage error."""
     used = {name: owner for name, owner in _STRATEGY_OF_FLAG.items() if name in decoding}
     strategy = decoding.get("strategy")
     if strategy is None:
@@ -100,7 +101,12 @@ def _with_strategy(decoding):
                 f"{_flags(used)} belong to different strategies ({', '.join(implied)}); "
                 "choose one with --strategy."
             )
-        return dict(decoding, strategy=implied[0]) if implied else decoding
+        if implied:
+            return dict(decoding, strategy=implied[0])
+        if decoding.get("n_best", 1) > 1:
+            # An n-best list alone asks for beam search (greedy has one output).
+            return dict(decoding, strategy="beam")
+        return decoding
     wrong = [name for name, owner in used.items() if owner != strategy]
     if wrong:
         owner = used[wrong[0]]

@@ -79,15 +79,23 @@ def _load(model, path):
     return model.get_weights()
 
 
+_NOT_MODEL_WEIGHTS = ("optimizer",)
+
+
 def _stored_shapes(path):
     shapes = []
     try:
         with h5py.File(path, "r") as f:
-            f.visititems(
-                lambda _, item: shapes.append(tuple(item.shape))
-                if isinstance(item, h5py.Dataset)
-                else None
-            )
+            # Checkpoints of a compiled model also hold the optimizer's state;
+            # only the model's own weights are averaged.
+            for name, group in f.items():
+                if name in _NOT_MODEL_WEIGHTS or not isinstance(group, h5py.Group):
+                    continue
+                group.visititems(
+                    lambda _, item: shapes.append(tuple(item.shape))
+                    if isinstance(item, h5py.Dataset)
+                    else None
+                )
     except OSError:
         raise ValueError(
             f"checkpoint '{path}' is not a readable .weights.h5 file; pass files written by "

@@ -70,6 +70,7 @@ def test_files_with_progress_and_beam_n_best(trained_date_model, tmp_path):
       "no_repeat_ngram_size": 3, "repetition_penalty": 1.2}),
     (["--strategy", "sample", "--temperature", "0.7", "--top-p", "0.9"],
      {"strategy": "sample", "temperature": 0.7, "top_p": 0.9}),
+    (["--n-best", "3"], {"n_best": 3}),
 ])
 def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected):
     seen = {}
@@ -89,8 +90,10 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
     assert result.exit_code == 0, result.output
     assert seen["decoding"] == expected and seen["truncate"] is True
     # Beam flags alone mean beam search, sampling flags alone sampling.
+    # An n-best list alone means beam search too.
     strategy = expected.get("strategy") or (
-        "beam" if "beam_size" in expected else "sample" if "top_k" in expected else "greedy")
+        "beam" if "beam_size" in expected or "n_best" in expected
+        else "sample" if "top_k" in expected else "greedy")
     assert seen["config"] == DecodingConfig(**dict(expected, strategy=strategy))
 
 
@@ -113,7 +116,8 @@ def test_flags_of_another_strategy_are_usage_errors(tmp_path, flags, message):
 
 def test_invalid_config_is_a_one_line_error(trained_date_model):
     _, folder = trained_date_model
-    result = invoke("translate", "--model", folder, "--n-best", "2", input="may first\n")
+    result = invoke("translate", "--model", folder, "--strategy", "greedy", "--n-best", "2",
+                    input="may first\n")
     assert result.exit_code == 1
     assert result.output.strip() == (
         "Error: greedy search returns one hypothesis, got n_best=2; use strategy 'beam' "

@@ -172,3 +172,23 @@ def test_a_run_with_a_foreign_checkpoint_fails_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="epoch-0003.weights.h5' does not match") as error:
         average_last(str(run), last=2)
     assert "\n" not in str(error.value)
+
+
+def test_checkpoints_of_a_compiled_model_average_only_the_model_weights(tmp_path):
+    """Epoch checkpoints written during training also hold the optimizer's
+    state; averaging reads the model weights and ignores it."""
+    import keras
+
+    model = tiny_model(12, 9)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    inputs = {"encoder_tokens": np.array([[4, 5, 6]]), "decoder_tokens": np.array([[1, 4, 5]])}
+    model.train_on_batch(inputs, np.array([[4, 5, 2]]))
+    paths, expected = [], []
+    for seed in (1, 2):
+        expected.append(save_weights_file(model, random_weights(model, seed), tmp_path / f"{seed}.weights.h5"))
+        paths.append(str(tmp_path / f"{seed}.weights.h5"))
+
+    fresh = tiny_model(12, 9)
+    average_checkpoints(fresh, paths)
+    for got, first, second in zip(fresh.get_weights(), *expected):
+        np.testing.assert_allclose(got, (first.astype("float64") + second) / 2, rtol=1e-6)
