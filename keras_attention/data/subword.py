@@ -42,6 +42,7 @@ import tensorflow_text as tf_text
 from tensorflow_text.python.ops import sentencepiece_tokenizer as _tf_text_sentencepiece
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib
 
+from keras_attention.atomic import write_atomically
 from keras_attention.data.tokenizers import (
     END,
     PAD,
@@ -53,7 +54,6 @@ from keras_attention.data.tokenizers import (
     missing_file_error,
     read_vocabulary,
     text_batches,
-    write_atomically,
     write_vocabulary,
 )
 

@@ -9,12 +9,9 @@ SentencePiece model) as ``<name>.vocab`` / ``<name>.model`` and
 import json
 import os
 
+from keras_attention.atomic import write_atomically
 from keras_attention.data.subword import SentencePieceTokenizer, WordPieceTokenizer
-from keras_attention.data.tokenizers import (
-    CharacterTokenizer,
-    WordTokenizer,
-    write_atomically,
-)
+from keras_attention.data.tokenizers import CharacterTokenizer, WordTokenizer
 
 TOKENIZER_TYPES = {
     "sentencepiece": SentencePieceTokenizer,

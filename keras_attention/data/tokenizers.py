@@ -16,6 +16,8 @@ import re
 
 import tensorflow as tf
 
+from keras_attention.atomic import write_atomically
+
 PAD, START, END, UNK = "[PAD]", "[START]", "[END]", "[UNK]"
 RESERVED_TOKENS = (PAD, START, END, UNK)
 PAD_ID, START_ID, END_ID, UNK_ID = range(4)
@@ -47,15 +49,6 @@ def check_vocabulary(vocabulary, owner):
     if duplicates:
         raise ValueError(f"vocabulary has duplicate tokens: {duplicates[:5]}.")
     return vocabulary
-
-
-def write_atomically(path, data):
-    """Write ``data`` (bytes) to ``path`` through a temporary file, so a crash
-    never leaves a half-written file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def write_vocabulary(path, vocabulary):

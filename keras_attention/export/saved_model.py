@@ -2,12 +2,11 @@
 
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
+from keras_attention.atomic import atomic_directory
 from keras_attention.export.signatures import INPUT_NAME, OUTPUT_NAME
 
 METADATA_FILE = "keras_attention.json"
@@ -34,25 +33,13 @@ def export_saved_model(module, directory, version=1, metadata=None):
     """
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}.")
-    os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, str(version))
-    tmp = tempfile.mkdtemp(dir=directory, prefix=f".{version}.tmp-")
-    try:
+    with atomic_directory(final) as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
         info = {"versions": _versions(), "signature": {"inputs": INPUT_NAME, "outputs": OUTPUT_NAME}}
         info.update(metadata or {})
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2)
-        if os.path.exists(final):
-            old = tempfile.mkdtemp(dir=directory, prefix=f".{version}.old-")
-            os.replace(final, os.path.join(old, "model"))
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -16,10 +16,10 @@ crash never leaves a half-written model behind.
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
 import keras
+
+from keras_attention.atomic import atomic_directory
 
 from keras_attention.data.tokenizer_files import load_tokenizer, save_tokenizer
 from keras_attention.models.transformer import Transformer
@@ -63,10 +63,7 @@ def save_trained_model(trained, directory, extra=None):
     """Write ``trained`` (a ``TrainedModel``) to ``directory`` atomically;
     an existing folder there is replaced. Returns ``directory``."""
     directory = os.path.abspath(directory)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(directory)}.tmp-")
-    try:
+    with atomic_directory(directory) as tmp:
         trained.model.save(os.path.join(tmp, MODEL_FILE))
         save_tokenizer(trained.source_tokenizer, tmp, "source")
         save_tokenizer(trained.target_tokenizer, tmp, "target")
@@ -74,16 +71,6 @@ def save_trained_model(trained, directory, extra=None):
         metadata.update(task=trained.task, keras=keras.__version__)
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2)
-        if os.path.exists(directory):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(directory)}.old-")
-            os.replace(directory, os.path.join(old, "model"))
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_attention.data.tokenizers import write_atomically
+from keras_attention.atomic import write_atomically
 
 
 def current_learning_rate(optimizer):

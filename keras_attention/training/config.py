@@ -37,7 +37,7 @@ from keras_attention.data.batching import BatchingConfig
 from keras_attention.data.readers import aligned_pairs, jsonl_pairs, memory_pairs, tsv_pairs
 from keras_attention.data.synthetic import date_pairs
 from keras_attention.data.tokenizer_files import TOKENIZER_TYPES
-from keras_attention.data.tokenizers import write_atomically
+from keras_attention.atomic import write_atomically
 from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.models.presets import get_preset
 from keras_attention.models.saving import TASKS
