@@ -110,7 +110,11 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accura
     translator = TextToTextModule(model, source_tokenizer, target_tokenizer, max_output_length=16)
     sources = [source for source, _ in held_out]
     references = [target for _, target in held_out]
-    hypotheses = [t.decode("utf-8") for t in translator.serve(sources)["outputs"].numpy()]
+    hypotheses = [
+        t.decode("utf-8")
+        for i in range(0, len(sources), translator.max_batch_size)  # the export's cap
+        for t in translator.serve(sources[i : i + translator.max_batch_size])["outputs"].numpy()
+    ]
     accuracy = exact_match(hypotheses, references)
     _step("translations of held-out dates:")
     for source, hypothesis in list(zip(sources, hypotheses))[:5]:

@@ -11,6 +11,8 @@ from cli.average import average  # noqa: E402
 from cli.data import data, vocab  # noqa: E402
 from cli.demo import demo  # noqa: E402
 from cli.evaluate import evaluate  # noqa: E402
+from cli.export import export  # noqa: E402
+from cli.serve import serve  # noqa: E402
 from cli.train import train  # noqa: E402
 from cli.translate import summarize, translate  # noqa: E402
 
@@ -29,8 +31,10 @@ def main(debug):
       keras-attention vocab --tsv ../shared/data/spa-eng/spa.txt.gz --size 8000 --output spa.model
       keras-attention data inspect --tsv ../shared/data/spa-eng/spa.txt.gz --source-vocab spa.model
       echo "the first of june nineteen ninety" | keras-attention translate --model saved_models/demo
+      keras-attention serve saved_models/demo --port 8501
       keras-attention translate --model runs/dates/model --input dates.txt --beam-size 4
       keras-attention evaluate --hypotheses hyp.txt --references ref.txt --metric bleu,chrf
+      keras-attention export --model runs/dates/model --output saved_models/dates --beam-size 4
       keras-attention attention --model runs/dates/model --text "may first two thousand" --out att.png
     """
 
@@ -40,6 +44,8 @@ main.add_command(average)
 main.add_command(data)
 main.add_command(demo)
 main.add_command(evaluate)
+main.add_command(export)
+main.add_command(serve)
 main.add_command(summarize)
 main.add_command(train)
 main.add_command(translate)

@@ -160,7 +160,8 @@ class Decoder:
         if decoding:
             raise ValueError(
                 f"{_flags(decoding)}: '{model_path}' is an exported SavedModel whose "
-                "greedy decoding is built into the graph; use a trained model folder "
+                "decoding (greedy or beam search, chosen at export) is built into the "
+                "graph; use a trained model folder "
                 "(with model.keras) for decoding options."
             )
         self._translator = SavedModelTranslator(model_path)

@@ -3,8 +3,10 @@
 from keras_attention.export.saved_model import (
     SavedModelTranslator,
     export_saved_model,
+    next_version,
     resolve_version,
 )
 from keras_attention.export.signatures import TextToTextModule
 
-__all__ = ["SavedModelTranslator", "TextToTextModule", "export_saved_model", "resolve_version"]
+__all__ = ["SavedModelTranslator", "TextToTextModule", "export_saved_model", "next_version",
+           "resolve_version"]

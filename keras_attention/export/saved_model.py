@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from keras_attention.atomic import atomic_directory
-from keras_attention.export.signatures import INPUT_NAME, OUTPUT_NAME
+from keras_attention.export.signatures import INPUT_NAME, OUTPUT_NAME, SCORES_NAME
 
 METADATA_FILE = "keras_attention.json"
 
@@ -22,21 +22,35 @@ def _versions():
     }
 
 
+def next_version(directory):
+    """One above the highest numbered version in ``directory`` (1 if none)."""
+    if not os.path.isdir(directory):
+        return 1
+    versions = [int(d) for d in os.listdir(directory) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
 def export_saved_model(module, directory, version=1, metadata=None):
     """Save ``module`` (a ``TextToTextModule``) as ``directory/<version>/``.
 
     The export is written to a temporary folder beside the target and renamed
     into place, so a crash never leaves a half-written model where a server
-    would load it. An existing version is replaced.
+    would load it. An existing version is replaced. ``keras_attention.json``
+    beside ``saved_model.pb`` records the TensorFlow, TF Text and Keras
+    versions, the module's ``describe()`` (decoding config, limits,
+    signatures) and ``metadata``.
 
     Returns the path of the version folder.
     """
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}.")
+        raise ValueError(
+            f"version must be a positive integer (TF Serving's version folder), got {version!r}."
+        )
     final = os.path.join(directory, str(version))
     with atomic_directory(final) as tmp:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
-        info = {"versions": _versions(), "signature": {"inputs": INPUT_NAME, "outputs": OUTPUT_NAME}}
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        info = {"versions": _versions()}
+        info.update(module.describe())
         info.update(metadata or {})
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2)
@@ -62,7 +76,11 @@ def resolve_version(path):
 
 
 class SavedModelTranslator:
-    """Runs an exported text-to-text SavedModel on Python strings."""
+    """Runs an exported text-to-text SavedModel on Python strings.
+
+    Batches are capped at the export's ``max_batch_size`` (from its
+    ``keras_attention.json``), so any ``batch_size`` works.
+    """
 
     def __init__(self, path):
         import tensorflow_text  # noqa: F401  (registers TF Text ops used by exports)
@@ -70,11 +88,36 @@ class SavedModelTranslator:
         self.path = resolve_version(path)
         self._loaded = tf.saved_model.load(self.path)
         self._serve = self._loaded.signatures["serving_default"]
+        self.metadata = {}
+        metadata_path = os.path.join(self.path, METADATA_FILE)
+        if os.path.exists(metadata_path):
+            with open(metadata_path, encoding="utf-8") as f:
+                self.metadata = json.load(f)
+        self.max_batch_size = self.metadata.get("max_batch_size")
+
+    def _batches(self, texts, batch_size):
+        if self.max_batch_size:
+            batch_size = min(batch_size, self.max_batch_size)
+        for i in range(0, len(texts), batch_size):
+            yield tf.constant(texts[i : i + batch_size], dtype=tf.string)
 
     def __call__(self, texts, batch_size=64):
+        """The best output string of each text."""
         outputs = []
-        for i in range(0, len(texts), batch_size):
-            batch = tf.constant(texts[i : i + batch_size], dtype=tf.string)
+        for batch in self._batches(texts, batch_size):
             result = self._serve(**{INPUT_NAME: batch})[OUTPUT_NAME]
             outputs.extend(t.decode("utf-8") for t in result.numpy())
         return outputs
+
+    def hypotheses(self, texts, batch_size=64):
+        """Per text, its n-best list of ``(text, score)``, best first (the
+        ``n_best`` signature; exports without it give one unscored output)."""
+        if "n_best" not in self._loaded.signatures:
+            return [[(text, float("nan"))] for text in self(texts, batch_size)]
+        n_best = self._loaded.signatures["n_best"]
+        results = []
+        for batch in self._batches(texts, batch_size):
+            result = n_best(**{INPUT_NAME: batch})
+            for row, scores in zip(result[OUTPUT_NAME].numpy(), result[SCORES_NAME].numpy()):
+                results.append([(t.decode("utf-8"), float(s)) for t, s in zip(row, scores)])
+        return results

@@ -1,63 +1,194 @@
-"""The serving module: raw strings in, decoded strings out, all inside the graph."""
+"""The serving module: raw strings in, decoded strings out, all inside the graph.
+
+``TextToTextModule`` wraps a model, its tokenizers and a ``DecodingConfig``
+(greedy or beam search) as a ``tf.Module`` with three signatures:
+
+- ``serving_default`` (``serve``): ``inputs`` 1-D strings -> ``outputs``
+  (batch,) best strings, ``scores`` (batch,) float32;
+- ``n_best``: ``inputs`` -> ``outputs`` (batch, n_best) strings, ``scores``
+  (batch, n_best), best first;
+- ``ids``: ``source_ids`` int32 (batch, length), PAD = 0 -> ``ids`` (batch,
+  n_best, length) int32 generated ids (no START, END included, PAD after),
+  ``scores`` (batch, n_best).
+
+The text signatures call ``ids``, so decoding is traced once.
+"""
+
+import dataclasses
 
 import tensorflow as tf
 
-from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_attention.decoding.greedy import greedy_search
+from keras_attention.data.tokenizers import END_ID, PAD_ID
+from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
+SCORES_NAME = "scores"
+SOURCE_IDS_NAME = "source_ids"
+IDS_NAME = "ids"
+EXPORTABLE_STRATEGIES = ("greedy", "beam")
+
+# What each signature takes and gives (recorded in the export's metadata).
+SIGNATURES = {
+    "serving_default": {
+        "inputs": {INPUT_NAME: "string (batch,)"},
+        "outputs": {OUTPUT_NAME: "string (batch,)", SCORES_NAME: "float32 (batch,)"},
+    },
+    "n_best": {
+        "inputs": {INPUT_NAME: "string (batch,)"},
+        "outputs": {OUTPUT_NAME: "string (batch, n_best)",
+                    SCORES_NAME: "float32 (batch, n_best)"},
+    },
+    "ids": {
+        "inputs": {SOURCE_IDS_NAME: "int32 (batch, length), PAD = 0"},
+        "outputs": {IDS_NAME: "int32 (batch, n_best, length)",
+                    SCORES_NAME: "float32 (batch, n_best)"},
+    },
+}
 
 
 class TextToTextModule(tf.Module):
-    """Tokenize -> encode -> cached greedy decoding -> detokenize, as one graph.
+    """Tokenize -> encode -> cached greedy or beam search -> detokenize, as one graph.
 
-    ``serve`` is the ``serving_default`` signature: a 1-D batch of UTF-8
-    strings named ``inputs`` gives ``{"outputs": strings}``. Inputs longer
-    than the model's ``max_sequence_length`` tokens are truncated; an empty
-    string gives a defined (model-chosen) output.
+    Behaviour inside the graph (so TF Serving clients get it too):
+
+    - inputs longer than the model's ``max_sequence_length`` tokens are
+      truncated to it (text and ``ids`` signatures);
+    - a batch larger than ``max_batch_size`` fails with an
+      ``InvalidArgumentError`` naming ``max_batch_size`` (send smaller batches
+      or export again with a larger one); an empty batch gives empty outputs;
+    - an empty string (no source tokens) gives an empty output with score
+      0.0 (``ids``: ``[END]`` then PAD), whatever else is in the batch;
+    - invalid UTF-8 bytes are replaced with U+FFFD before tokenizing, never
+      an error;
+    - ``ids`` outside ``[0, source vocabulary size)`` fail with an
+      ``InvalidArgumentError``.
 
     Args:
         model: a ``keras_attention.models.Transformer``.
         source_tokenizer, target_tokenizer: ``keras_attention.data`` tokenizers.
-        max_output_length: most target tokens generated, START included;
+        max_output_length: most target tokens, START included (kept for
+            compatibility: the same as ``config.max_length = max_output_length - 1``);
             at most the model's ``max_sequence_length``.
+        config: a ``DecodingConfig`` with strategy ``greedy`` or ``beam``
+            (exports must be deterministic, so ``sample`` is rejected).
+        max_batch_size: most inputs per call.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, max_output_length=None):
+    def __init__(self, model, source_tokenizer, target_tokenizer, max_output_length=None,
+                 config=DecodingConfig(), max_batch_size=64):
         super().__init__(name="text_to_text")
         limit = model.config.max_sequence_length
-        if max_output_length is not None and not 1 < max_output_length <= limit:
+        if not isinstance(config, DecodingConfig):
+            raise TypeError(f"config must be a DecodingConfig, got {type(config).__name__}.")
+        if config.strategy not in EXPORTABLE_STRATEGIES:
             raise ValueError(
-                f"max_output_length must be in [2, {limit}] (the model's "
-                f"max_sequence_length), got {max_output_length}."
+                f"strategy {config.strategy!r} cannot be exported: exports must be "
+                f"deterministic; use one of {EXPORTABLE_STRATEGIES}."
             )
+        if max_output_length is not None:
+            if not 1 < max_output_length <= limit:
+                raise ValueError(
+                    f"max_output_length must be in [2, {limit}] (the model's "
+                    f"max_sequence_length), got {max_output_length}."
+                )
+            if config.max_length is not None:
+                raise ValueError(
+                    "pass either max_output_length or config.max_length, not both; "
+                    "config.max_length counts generated tokens (START excluded)."
+                )
+            config = config.replace(max_length=max_output_length - 1)
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) \
+                or max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be a positive integer, got {max_batch_size!r}.")
         self.model = model
         # The TF1 loader (saved_model_cli, TF Serving) finds variables only
         # when the module tracks them itself.
         self.tf_vars = [v.value for v in model.weights]
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
+        self.config = config
         self.max_input_length = limit
-        self.max_output_length = max_output_length or limit
+        self.max_output_length = output_length(model, config) + 1  # START included
+        self.max_batch_size = max_batch_size
+
+    def describe(self):
+        """What the export does, for its metadata file."""
+        return {
+            "decoding": dataclasses.asdict(self.config),
+            "max_input_length": self.max_input_length,
+            "max_generated_tokens": self.max_output_length - 1,
+            "max_batch_size": self.max_batch_size,
+            "signatures": SIGNATURES,
+        }
+
+    def _check_batch(self, batch):
+        return tf.debugging.assert_less_equal(
+            tf.shape(batch)[0],
+            tf.constant(self.max_batch_size, tf.int32),
+            message=(
+                f"batch larger than max_batch_size={self.max_batch_size}; send smaller "
+                "batches or export again with a larger --max-batch-size"
+            ),
+        )
 
     def encode_text(self, texts):
-        """Padded source ids ``(batch, length >= 1)``, truncated to the limit."""
+        """Padded source ids ``(batch, length >= 1)``, truncated to the limit;
+        invalid UTF-8 is replaced with U+FFFD first."""
+        texts = tf.strings.unicode_transcode(
+            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
         ids = self.source_tokenizer.tokenize(texts)[:, : self.max_input_length]
         ids = ids.to_tensor(PAD_ID)
         # A batch of empty strings still needs one (padding) position.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
     def generate_ids(self, source_ids):
-        """Greedy target ids ``(batch, max_output_length)`` for source ids."""
-        encoder_output, padding_mask = self.model.encode(source_ids)
-        cache = self.model.init_cache(encoder_output, padding_mask, self.max_output_length)
-        start = tf.fill([tf.shape(source_ids)[0]], START_ID)
-        return greedy_search(
-            self.model.decode_step, start, cache, self.max_output_length, END_ID, PAD_ID
-        )
+        """``(ids (batch, n_best, length), scores (batch, n_best))`` for
+        padded source ids, truncated to the model's limit."""
+        source_ids = tf.cast(source_ids, tf.int32)[:, : self.max_input_length]
+        generation = generate(self.model, source_ids, self.config)
+        # An all-padding source has no defined encoding (its output would
+        # depend on how much padding the batch adds): it gives [END], score 0.
+        empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
+        nothing = tf.one_hot(0, tf.shape(generation.ids)[2], END_ID, PAD_ID, dtype=tf.int32)
+        ids = tf.where(empty[:, None, None], nothing, generation.ids)
+        scores = tf.where(empty[:, None], 0.0, generation.scores)
+        return ids, scores
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=SOURCE_IDS_NAME)])
+    def ids(self, source_ids):
+        vocabulary = self.model.config.encoder_vocabulary_size
+        checks = [
+            self._check_batch(source_ids),
+            tf.debugging.assert_non_negative(
+                source_ids, message="source_ids must be >= 0 (PAD = 0)"
+            ),
+            tf.debugging.assert_less(
+                source_ids, tf.constant(vocabulary, tf.int32),
+                message=f"source_ids must be < the source vocabulary size {vocabulary}",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            source_ids = tf.identity(source_ids)
+        ids, scores = self.generate_ids(source_ids)
+        return {IDS_NAME: ids, SCORES_NAME: scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    def n_best(self, inputs):
+        with tf.control_dependencies([self._check_batch(inputs)]):
+            inputs = tf.identity(inputs)
+        result = self.ids(self.encode_text(inputs))
+        ids = result[IDS_NAME]
+        shape = tf.shape(ids)
+        texts = self.target_tokenizer.detokenize(tf.reshape(ids, [-1, shape[2]]))
+        return {OUTPUT_NAME: tf.reshape(texts, shape[:2]), SCORES_NAME: result[SCORES_NAME]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
     def serve(self, inputs):
-        tokens = self.generate_ids(self.encode_text(inputs))
-        return {OUTPUT_NAME: self.target_tokenizer.detokenize(tokens)}
+        result = self.n_best(inputs)
+        return {OUTPUT_NAME: result[OUTPUT_NAME][:, 0], SCORES_NAME: result[SCORES_NAME][:, 0]}
+
+    def signatures(self):
+        """The signatures to save, by name."""
+        return {"serving_default": self.serve, "n_best": self.n_best, "ids": self.ids}

@@ -132,7 +132,8 @@ def test_decoding_flags_with_a_saved_model_are_rejected(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == (
         f"Error: --beam-size, --min-length: '{tmp_path}' is an exported SavedModel "
-        "whose greedy decoding is built into the graph; use a trained model folder (with "
+        "whose decoding (greedy or beam search, chosen at export) is built into the graph; "
+        "use a trained model folder (with "
         "model.keras) for decoding options.")
 
 

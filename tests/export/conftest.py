@@ -1,13 +1,17 @@
-"""A small untrained text-to-text module shared by the export tests.
+"""Modules shared by the export tests.
 
-Untrained weights give arbitrary but deterministic outputs, which is all the
-export tests need: they compare the export with the model in memory.
+``text_module``: a small untrained greedy module; untrained weights give
+arbitrary but deterministic outputs, enough to compare an export with the
+model in memory. ``trained_date_model`` (``tests/decoding/conftest.py``,
+trained once per session) backs the comparisons with ``TextGenerator``.
 """
 
 import keras
 import pytest
 
+from decoding.conftest import trained_date_model  # noqa: F401
 from keras_attention.data import CharacterTokenizer, WordTokenizer, date_pairs
+from keras_attention.decoding import DecodingConfig
 from keras_attention.export import TextToTextModule
 from keras_attention.models import Transformer
 
@@ -17,6 +21,13 @@ SENTENCES = [
     "june first two thousand and five",
     "twelve december",
 ]
+# Greedy and beam search as exported by the tests; the beam config keeps 3
+# hypotheses so the n-best signature has something to show.
+CONFIGS = {
+    "greedy": DecodingConfig(strategy="greedy", max_length=12),
+    "beam": DecodingConfig(strategy="beam", beam_size=3, n_best=3, length_penalty=0.6,
+                           max_length=12),
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +45,19 @@ def text_module():
         max_sequence_length=16,
     )
     return TextToTextModule(model, source, target, max_output_length=12)
+
+
+SMALL_BATCH = 8
+
+
+@pytest.fixture(scope="session")
+def trained_modules(trained_date_model):
+    """``{"greedy" | "beam": TextToTextModule}`` of the trained date model,
+    ``max_batch_size=SMALL_BATCH`` (shared, so each is traced once)."""
+    trained, _ = trained_date_model
+    return {
+        name: TextToTextModule(trained.model, trained.source_tokenizer,
+                               trained.target_tokenizer, config=config,
+                               max_batch_size=SMALL_BATCH)
+        for name, config in CONFIGS.items()
+    }

@@ -1,6 +1,5 @@
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -8,10 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attention.export import SavedModelTranslator, export_saved_model, resolve_version
+from keras_attention.export import (
+    SavedModelTranslator,
+    export_saved_model,
+    next_version,
+    resolve_version,
+)
 from keras_attention.export.saved_model import METADATA_FILE
 
-from .conftest import SENTENCES
+from .conftest import CONFIGS, SENTENCES, SMALL_BATCH
 
 
 @pytest.fixture(scope="module")
@@ -32,34 +36,15 @@ def test_layout_is_versioned_with_metadata_and_no_leftovers(exported):
     assert info["versions"]["tensorflow"] == tf.__version__
     assert "tensorflow_text" in info["versions"]
     assert info["task"] == "test"
+    assert info["decoding"]["strategy"] == "greedy" and info["decoding"]["max_length"] == 11
+    assert info["max_input_length"] == 16 and info["max_batch_size"] == 64
+    assert info["signatures"]["serving_default"]["outputs"] == {
+        "outputs": "string (batch,)", "scores": "float32 (batch,)"}
 
 
 def test_reload_in_process_equals_in_memory(exported):
     directory, _, expected = exported
     assert SavedModelTranslator(directory)(SENTENCES, batch_size=3) == expected
-
-
-def test_saved_model_cli_in_fresh_process_equals_in_memory(exported):
-    """The TF1 session loader (what TF Serving uses) runs the export."""
-    _, path, expected = exported
-    script = (
-        "import sys; import tensorflow_text;"
-        "from tensorflow.python.tools import saved_model_cli;"
-        "sys.exit(saved_model_cli.main())"
-    )
-    inputs = "inputs=" + json.dumps(SENTENCES)
-    result = subprocess.run(
-        [sys.executable, "-c", script, "run", "--dir", path, "--tag_set", "serve",
-         "--signature_def", "serving_default", "--input_exprs", inputs],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    printed = result.stdout.split("Result for output key outputs:")[1]
-    outputs = [s.encode().decode("unicode_escape") for s in re.findall(r"b'([^']*)'", printed)]
-    assert outputs == expected
 
 
 def test_export_replaces_an_existing_version_atomically(text_module, tmp_path):
@@ -100,7 +85,151 @@ def test_resolve_version_picks_highest_and_reports_missing(tmp_path):
         resolve_version(str(tmp_path / "empty"))
 
 
+def test_next_version_is_one_above_the_highest(tmp_path):
+    assert next_version(str(tmp_path / "missing")) == 1
+    for version in ("1", "7", "notes"):
+        os.makedirs(tmp_path / "m" / version)
+    assert next_version(str(tmp_path / "m")) == 8
+
+
 @pytest.mark.parametrize("version", [0, -1, "1", True])
 def test_bad_version_is_rejected(text_module, tmp_path, version):
     with pytest.raises(ValueError, match="version must be a positive integer"):
         export_saved_model(text_module, str(tmp_path), version=version)
+
+
+# Trained greedy and beam exports: reloaded in this process and run by
+# saved_model_cli in fresh processes (the TF1 session loader TF Serving uses).
+
+LONG = " ".join(["march"] * 40)
+PROBES = SENTENCES + ["", LONG]
+INVALID_UTF8 = b"5 apr\xff 1917"
+
+@pytest.fixture(scope="module")
+def trained_exports(trained_modules, tmp_path_factory):
+    """``{name: (module, version folder)}`` for greedy and beam."""
+    root = tmp_path_factory.mktemp("trained")
+    exports = {}
+    for name in CONFIGS:
+        module = trained_modules[name]
+        exports[name] = module, export_saved_model(module, str(root / name), version=3)
+    return exports
+
+
+def _saved_model_cli(path, signature, inputs, outdir):
+    """``saved_model_cli run`` in a fresh process importing only tensorflow
+    and tensorflow_text; returns the running process."""
+    script = (
+        "import sys; import tensorflow; import tensorflow_text;"
+        "from tensorflow.python.tools import saved_model_cli;"
+        "sys.exit(saved_model_cli.main())"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, "run", "--dir", path, "--tag_set", "serve",
+         "--signature_def", signature, *inputs, "--outdir", str(outdir), "--overwrite"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_runs(trained_exports, tmp_path_factory):
+    """The saved_model_cli runs, started together: ``{key: (returncode,
+    stderr, outputs)}`` with the outputs loaded from the .npy files."""
+    root = tmp_path_factory.mktemp("cli_runs")
+    probes = "inputs=" + repr([p.encode() for p in PROBES] + [INVALID_UTF8])
+    too_many = "inputs=" + repr([b"june"] * (SMALL_BATCH + 1))
+    ids_file = str(root / "source_ids.npy")
+    np.save(ids_file, _source_ids(trained_exports))
+    runs = {
+        "greedy": (trained_exports["greedy"][1], "serving_default", ["--input_exprs", probes]),
+        "n_best": (trained_exports["beam"][1], "n_best", ["--input_exprs", probes]),
+        "ids": (trained_exports["beam"][1], "ids", ["--inputs", f"source_ids={ids_file}"]),
+        "too_many": (trained_exports["beam"][1], "serving_default", ["--input_exprs", too_many]),
+    }
+    processes = {key: _saved_model_cli(path, signature, inputs, root / key)
+                 for key, (path, signature, inputs) in runs.items()}
+    results = {}
+    for key, process in processes.items():
+        _, stderr = process.communicate(timeout=300)
+        outputs = {}
+        if process.returncode == 0:
+            for file in os.listdir(root / key):
+                outputs[file[:-4]] = np.load(root / key / file, allow_pickle=True)
+        results[key] = process.returncode, stderr, outputs
+    return results
+
+
+def _source_ids(trained_exports):
+    module = trained_exports["beam"][0]
+    return module.source_tokenizer.tokenize(SENTENCES).to_tensor(0).numpy().astype(np.int32)
+
+
+def _in_memory(module, signature):
+    inputs = tf.constant([p.encode() for p in PROBES] + [INVALID_UTF8])
+    result = getattr(module, signature)(inputs)
+    return {key: value.numpy() for key, value in result.items()}
+
+
+@pytest.mark.parametrize("name", ["greedy", "beam"])
+def test_reloaded_signatures_equal_in_memory(trained_exports, name):
+    module, path = trained_exports[name]
+    loaded = tf.saved_model.load(path)
+    assert sorted(loaded.signatures) == ["ids", "n_best", "serving_default"]
+    for signature, key in (("serve", "serving_default"), ("n_best", "n_best")):
+        expected = _in_memory(module, signature)
+        inputs = tf.constant([p.encode() for p in PROBES] + [INVALID_UTF8])
+        result = loaded.signatures[key](inputs=inputs)
+        np.testing.assert_array_equal(result["outputs"].numpy(), expected["outputs"])
+        np.testing.assert_allclose(result["scores"].numpy(), expected["scores"], atol=1e-5)
+    ids = tf.constant(_source_ids(trained_exports))
+    result = loaded.signatures["ids"](source_ids=ids)
+    np.testing.assert_array_equal(result["ids"].numpy(), module.ids(ids)["ids"].numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=8"):
+        loaded.signatures["serving_default"](inputs=tf.constant(["june"] * 9))
+
+
+def test_translator_caps_batches_and_gives_n_best(trained_exports):
+    module, path = trained_exports["beam"]
+    translator = SavedModelTranslator(os.path.dirname(path))
+    assert translator.max_batch_size == SMALL_BATCH
+    many = SENTENCES * 5  # 20 inputs, more than max_batch_size, in one call
+    expected = _in_memory(module, "n_best")
+    best = [t.decode() for t in expected["outputs"][: len(SENTENCES), 0]]
+    assert translator(many, batch_size=64) == best * 5
+    hypotheses = translator.hypotheses(SENTENCES, batch_size=3)
+    assert [[text for text, _ in h] for h in hypotheses] == [
+        [t.decode() for t in row] for row in expected["outputs"][: len(SENTENCES)]]
+    np.testing.assert_allclose([[s for _, s in h] for h in hypotheses],
+                               expected["scores"][: len(SENTENCES)], atol=1e-5)
+
+
+@pytest.mark.parametrize("key, name, signature",
+                         [("greedy", "greedy", "serve"), ("n_best", "beam", "n_best")])
+def test_saved_model_cli_in_fresh_process_equals_in_memory(cli_runs, trained_exports, key,
+                                                           name, signature):
+    returncode, stderr, outputs = cli_runs[key]
+    assert returncode == 0, stderr[-2000:]
+    expected = _in_memory(trained_exports[name][0], signature)
+    np.testing.assert_array_equal(outputs["outputs"], expected["outputs"])
+    np.testing.assert_allclose(outputs["scores"], expected["scores"], atol=1e-5)
+    # The robustness cases: "" gives "" (score 0), the long input is truncated,
+    # invalid UTF-8 decodes like its U+FFFD replacement.
+    best = outputs["outputs"] if key != "n_best" else outputs["outputs"][:, 0]
+    assert best[PROBES.index("")] == b""
+    assert best[-1] == _in_memory(trained_exports[name][0], "serve")["outputs"][-1]
+
+
+def test_saved_model_cli_ids_signature(cli_runs, trained_exports):
+    returncode, stderr, outputs = cli_runs["ids"]
+    assert returncode == 0, stderr[-2000:]
+    module = trained_exports["beam"][0]
+    expected = module.ids(tf.constant(_source_ids(trained_exports)))
+    np.testing.assert_array_equal(outputs["ids"], expected["ids"].numpy())
+    np.testing.assert_allclose(outputs["scores"], expected["scores"].numpy(), atol=1e-5)
+
+
+def test_saved_model_cli_rejects_a_batch_above_max_batch_size(cli_runs):
+    returncode, stderr, _ = cli_runs["too_many"]
+    assert returncode != 0
+    assert "batch larger than max_batch_size=8; send smaller batches" in stderr

@@ -1,0 +1,121 @@
+"""``keras-attention export``: a trained model folder -> a versioned,
+string-in/string-out SavedModel for TF Serving (greedy or beam search in the
+graph)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from cli.errors import user_errors
+
+FORMATS = ("saved_model",)
+
+
+def _check_in_fresh_process(export_path, probes, expected):
+    """Run the export's ``serving_default`` in a new Python process that
+    imports only tensorflow and tensorflow_text; a ClickException when its
+    outputs differ from ``expected``."""
+    script = (
+        "import json, sys; import tensorflow as tf; import tensorflow_text;"
+        "s = tf.saved_model.load(sys.argv[1]).signatures['serving_default'];"
+        "out = s(inputs=tf.constant(json.loads(sys.stdin.read())))['outputs'].numpy();"
+        "print(json.dumps([t.decode('utf-8') for t in out]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, export_path],
+        input=json.dumps(probes), capture_output=True, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    if result.returncode != 0:
+        raise click.ClickException(
+            "reloading the export failed: " + (result.stderr.strip().splitlines() or ["?"])[-1]
+        )
+    reloaded = json.loads(result.stdout.strip().splitlines()[-1])
+    different = sum(a != b for a, b in zip(reloaded, expected))
+    if different:
+        raise click.ClickException(
+            f"the reloaded export disagrees with the in-memory model on {different} of "
+            f"{len(probes)} probe(s); report this with the model folder."
+        )
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(),
+              help="Trained model folder (with model.keras), as 'keras-attention train' writes.")
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Export folder; the model goes to OUTPUT/VERSION/ (the TF Serving layout).")
+@click.option("--version", "version", type=int, default=None,
+              help="Version folder number  [default: one above the highest in OUTPUT, or 1]")
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="saved_model",
+              show_default=True, help="Export format.")
+@click.option("--strategy", type=click.Choice(("greedy", "beam", "sample")), default=None,
+              help="Decoding built into the graph (sample is refused: exports are "
+                   "deterministic).  [default: greedy; beam with --beam-size/--n-best]")
+@click.option("--beam-size", type=click.IntRange(min=1), default=None,
+              help="Beams per input (implies --strategy beam).  [default: 4]")
+@click.option("--length-penalty", type=float, default=None,
+              help="GNMT length penalty alpha (beam).  [default: 0.6]")
+@click.option("--n-best", type=click.IntRange(min=1), default=None,
+              help="Hypotheses returned by the n_best signature (beam).  [default: 1]")
+@click.option("--max-length", type=click.IntRange(min=1), default=None,
+              help="Most generated tokens.  [default: the model's limit]")
+@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Most inputs per request; larger batches fail with a clear error.")
+@click.option("--probe", "probes", multiple=True,
+              help="Input to check after exporting: the export, reloaded in a fresh "
+                   "process, must give the in-memory model's output (repeatable).")
+@user_errors
+def export(model_path, output_dir, version, export_format, strategy, beam_size,
+           length_penalty, n_best, max_length, max_batch_size, probes):
+    """Export a trained model as a SavedModel: strings in, strings out.
+
+    Tokenization, the encoder, cached greedy or beam search and
+    detokenization all run in the graph, so TF Serving (or any TensorFlow
+    program that imports tensorflow_text) serves it as is. Signatures:
+    serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
+    and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
+
+    \b
+    Examples:
+      keras-attention export --model runs/dates/model --output saved_models/dates
+      keras-attention export --model runs/de-en/model --output saved_models/de-en \\
+        --version 2 --beam-size 4 --length-penalty 0.6 --n-best 4 --probe "ein Haus"
+    """
+    decoding = {name: value for name, value in (
+        ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
+        ("n_best", n_best), ("max_length", max_length)) if value is not None}
+    from cli.translate import decoding_config
+
+    config = decoding_config(decoding)  # before loading: bad flags fail fast
+
+    import tensorflow as tf
+
+    from keras_attention.export import TextToTextModule, export_saved_model, next_version
+    from keras_attention.models import load_trained_model
+
+    trained = load_trained_model(model_path)
+    module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
+                              config=config, max_batch_size=max_batch_size)
+    version = next_version(output_dir) if version is None else version
+    path = export_saved_model(module, output_dir, version=version, metadata={
+        "task": trained.task, "format": export_format, "source_model": os.path.abspath(model_path),
+    })
+    click.echo(f"exported {config.strategy} search ({trained.task}) to {path}")
+    if probes:
+        probes = list(probes)[:max_batch_size]
+        expected = [t.decode("utf-8") for t in module.serve(tf.constant(probes))["outputs"].numpy()]
+        _check_in_fresh_process(path, probes, expected)
+        click.echo(f"reloaded in a fresh process: same outputs on {len(probes)} probe(s)")
+        for probe, output in zip(probes, expected):
+            click.echo(f"  {probe!r} -> {output!r}")
+    example = json.dumps(["your input sentence"])
+    click.echo(
+        "Try it (saved_model_cli with the TF Text ops loaded):\n"
+        '  python -c "import sys, tensorflow_text; from tensorflow.python.tools import '
+        'saved_model_cli; sys.exit(saved_model_cli.main())" '
+        f"run --dir {path} --tag_set serve --signature_def serving_default "
+        f"--input_exprs 'inputs={example}'"
+    )

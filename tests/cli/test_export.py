@@ -1,0 +1,83 @@
+"""``keras-attention export``: trained model folder -> versioned SavedModel."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from cli.main import main
+from keras_attention.data import date_pairs
+from keras_attention.decoding import DecodingConfig
+from keras_attention.decoding.text import TextGenerator
+
+TEXTS = [source for source, _ in date_pairs(4, seed=78)]
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_help_shows_the_options_and_an_example():
+    result = invoke("export", "--help")
+    assert result.exit_code == 0
+    for text in ("--model", "--output", "--version", "--format", "--beam-size",
+                 "--length-penalty", "--n-best", "--max-length", "--max-batch-size",
+                 "--probe", "saved_model", "keras-attention export --model runs/dates/model"):
+        assert text in result.output
+    assert "keras-attention export" in invoke("--help").output
+
+
+def test_export_beam_search_checks_in_a_fresh_process_and_serves(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    output = str(tmp_path / "dates")
+    os.makedirs(os.path.join(output, "1"))  # without --version: the next number, 2
+    result = invoke("export", "--model", folder, "--output", output, "--beam-size", "3",
+                    "--n-best", "2", "--max-length", "12", "--max-batch-size", "8",
+                    "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    path = os.path.join(output, "2")
+    assert f"exported beam search (translation) to {path}" in result.output
+    assert "reloaded in a fresh process: same outputs on 2 probe(s)" in result.output
+    assert f"run --dir {path} --tag_set serve --signature_def serving_default" in result.output
+    with open(os.path.join(path, "keras_attention.json")) as f:
+        info = json.load(f)
+    config = DecodingConfig(strategy="beam", beam_size=3, n_best=2, max_length=12)
+    assert info["decoding"] == dict(config.__dict__)
+    assert info["task"] == "translation" and info["format"] == "saved_model"
+    assert info["max_batch_size"] == 8 and info["max_input_length"] == 32
+    assert set(info["versions"]) == {"tensorflow", "tensorflow_text", "keras"}
+    expected = TextGenerator(trained, config=config).generate(TEXTS)
+    n_best = tf.saved_model.load(path).signatures["n_best"](inputs=tf.constant(TEXTS))
+    assert [[t.decode() for t in row] for row in n_best["outputs"].numpy()] == [
+        [h.text for h in hs] for hs in expected]
+    np.testing.assert_allclose(n_best["scores"].numpy(), [[h.score for h in hs] for hs in expected],
+                               atol=1e-4)
+    # translate runs the export (the latest version with a saved_model.pb).
+    translated = invoke("translate", "--model", output, input="\n".join(TEXTS) + "\n")
+    assert translated.exit_code == 0, translated.output
+    assert translated.stdout.splitlines() == [hs[0].text for hs in expected]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--model", "{missing}"], 1, "model folder '{missing}' not found; train one with"),
+    (["--strategy", "sample"], 1,
+     "strategy 'sample' cannot be exported: exports must be deterministic"),
+    (["--version", "0"], 1, "version must be a positive integer"),
+    (["--max-length", "40"], 1, "max_length=40 exceeds what the model can decode"),
+    (["--n-best", "3", "--beam-size", "2"], 1, "n_best=3 exceeds beam_size=2"),
+    (["--strategy", "greedy", "--beam-size", "3"], 2, "--beam-size applies to --strategy beam"),
+    (["--format", "tflite"], 2, "'tflite' is not 'saved_model'"),
+])
+def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
+    _, folder = trained_date_model
+    missing = str(tmp_path / "nope")
+    args = [a.format(missing=missing) for a in args]
+    base = ["export", "--model", folder, "--output", str(tmp_path / "out")]
+    result = invoke(*base, *args)
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1 and message.format(missing=missing) in lines[0], result.output
+    assert not os.path.exists(tmp_path / "out" / "1")

@@ -1,0 +1,115 @@
+"""``keras-attention serve``: help, one-line errors, and a real server stopped by Ctrl-C."""
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from export.test_server import call, export_toy_module
+from keras_attention.export.server import Server
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    return export_toy_module(str(tmp_path_factory.mktemp("serve_cli") / "toy"))
+
+
+def test_help_lists_the_options_and_an_example():
+    result = invoke("serve", "--help")
+    assert result.exit_code == 0
+    for flag in ("--host", "--port", "--name", "--max-body-bytes", "--max-batch",
+                 "--max-string-length"):
+        assert flag in result.output
+    assert "keras-attention serve saved_models/demo --port 8501" in result.output
+    assert "serve saved_models/demo --port 8501" in invoke("--help").output
+
+
+def test_missing_model_folder_is_one_line(tmp_path):
+    missing = str(tmp_path / "nothing")
+    result = invoke("serve", missing, "--port", "0")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: model '{missing}' not found; export one with "
+                             "'keras-attention demo' or keras_attention.export.export_saved_model."
+                             "\n")
+
+
+def test_folder_without_saved_model_is_one_line(tmp_path):
+    result = invoke("serve", str(tmp_path), "--port", "0")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: '{tmp_path}' holds no SavedModel (no saved_model.pb, "
+                             "no numbered version folder).\n")
+
+
+def test_port_in_use_is_one_line(toy_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("serve", toy_dir, "--port", str(port))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: port {port} on 127.0.0.1 is already in use; pick another "
+                             "with --port (0 picks a free one).\n")
+
+
+def test_bad_name_and_limits_are_rejected(toy_dir):
+    result = invoke("serve", toy_dir, "--port", "0", "--name", "a/b")
+    assert result.exit_code == 1
+    assert result.output == ("Error: model name must be non-empty without '/' or ':', got 'a/b'; "
+                             "pass another with --name.\n")
+    result = invoke("serve", toy_dir, "--max-batch", "0")
+    assert result.exit_code == 2 and "--max-batch" in result.output
+
+
+def test_ctrl_c_in_process_stops_cleanly(toy_dir, monkeypatch):
+    def interrupted(self):
+        self.start()  # a background thread instead, so stop() also shuts it down
+        assert call(f"{self.url}/v1/models/upper")[0] == 200
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Server, "serve_forever", interrupted)
+    result = invoke("serve", toy_dir, "--port", "0", "--name", "upper")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"serving 'upper' version 1 from .*toy/1 at "
+                        r"http://127\.0\.0\.1:\d+/v1/models/upper", lines[0])
+    assert lines[-1] == "stopped."
+
+
+def test_real_process_serves_the_printed_curl_and_stops_on_sigint(toy_dir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", toy_dir, "--port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    try:
+        banner = [process.stdout.readline() for _ in range(3)]
+        assert banner[2] == "Ctrl-C stops the server.\n", banner
+        curl = shlex.split(banner[1].removeprefix("try: "))
+        assert curl[:2] == ["curl", "-d"]
+        body, url = json.loads(curl[2]), curl[3]
+        code, answer, _ = call(url, body)
+        assert (code, answer) == (200, {"predictions": [{
+            "outputs": "THE FIRST OF MAY TWO THOUSAND AND NINE", "lengths": 38}]})
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert stdout == "stopped.\n"
+    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert [(r["method"], r["status"], r["instances"]) for r in logs] == [("POST", 200, 1)]
