@@ -1,6 +1,6 @@
 """``keras-attention export``: a trained model folder -> a versioned,
 string-in/string-out SavedModel for TF Serving (greedy or beam search in the
-graph)."""
+graph), or a TFLite greedy ids -> ids model (``--format tflite``)."""
 
 import json
 import os
@@ -11,7 +11,8 @@ import click
 
 from cli.errors import user_errors
 
-FORMATS = ("saved_model",)
+FORMATS = ("saved_model", "tflite")
+QUANTIZATIONS = ("none", "float16", "dynamic")
 
 
 def _check_in_fresh_process(export_path, probes, expected):
@@ -64,12 +65,15 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Most generated tokens.  [default: the model's limit]")
 @click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="Most inputs per request; larger batches fail with a clear error.")
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=None,
+              help="TFLite weights: float32, float16 or int8 dynamic range "
+                   "(--format tflite).  [default: none]")
 @click.option("--probe", "probes", multiple=True,
               help="Input to check after exporting: the export, reloaded in a fresh "
                    "process, must give the in-memory model's output (repeatable).")
 @user_errors
 def export(model_path, output_dir, version, export_format, strategy, beam_size,
-           length_penalty, n_best, max_length, max_batch_size, probes):
+           length_penalty, n_best, max_length, max_batch_size, quantize, probes):
     """Export a trained model as a SavedModel: strings in, strings out.
 
     Tokenization, the encoder, cached greedy or beam search and
@@ -78,11 +82,17 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
 
+    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search, source
+    ids (1, max_sequence_length) -> generated ids (1, --max-length), TFLite
+    builtin ops only) with the tokenizers and keras_attention.json beside it.
+
     \b
     Examples:
       keras-attention export --model runs/dates/model --output saved_models/dates
       keras-attention export --model runs/de-en/model --output saved_models/de-en \\
         --version 2 --beam-size 4 --length-penalty 0.6 --n-best 4 --probe "ein Haus"
+      keras-attention export --model runs/dates/model --output tflite/dates \\
+        --format tflite --quantize dynamic --probe "5 apr 1917"
     """
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
@@ -90,6 +100,16 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     from cli.translate import decoding_config
 
     config = decoding_config(decoding)  # before loading: bad flags fail fast
+    if export_format == "tflite":
+        if config.strategy != "greedy":
+            raise click.UsageError(
+                "--format tflite exports greedy search only; drop --strategy/--beam-size/"
+                "--n-best/--length-penalty or use --format saved_model.")
+        return _export_tflite(model_path, output_dir, version, config, quantize or "none",
+                              probes)
+    if quantize is not None:
+        raise click.UsageError("--quantize applies to --format tflite; drop it or add "
+                               "--format tflite.")
 
     import tensorflow as tf
 
@@ -119,3 +139,36 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
         f"run --dir {path} --tag_set serve --signature_def serving_default "
         f"--input_exprs 'inputs={example}'"
     )
+
+
+def _export_tflite(model_path, output_dir, version, config, quantize, probes):
+    from keras_attention.export import next_version
+    from keras_attention.export.tflite import (
+        MODEL_FILE,
+        compare_with_model,
+        export_tflite_folder,
+    )
+    from keras_attention.models import load_trained_model
+
+    trained = load_trained_model(model_path)
+    max_output_length = config.max_length or trained.model.config.max_sequence_length - 1
+    version = next_version(output_dir) if version is None else version
+    if isinstance(version, bool) or version < 1:
+        raise ValueError(f"version must be a positive integer (the version folder), got {version!r}.")
+    folder = export_tflite_folder(trained, os.path.join(output_dir, str(version)),
+                                  max_output_length, quantize=quantize)
+    path = os.path.join(folder, MODEL_FILE)
+    click.echo(f"exported greedy search ({trained.task}, quantize {quantize}, "
+               f"{os.path.getsize(path)} bytes) to {path}")
+    if probes:
+        outputs, expected = compare_with_model(trained, path, list(probes))
+        same = sum(a == b for a, b in zip(outputs, expected))
+        if quantize == "none" and same < len(probes):
+            raise click.ClickException(
+                f"the TFLite model disagrees with the in-memory model on "
+                f"{len(probes) - same} of {len(probes)} probe(s); report this with the "
+                "model folder.")
+        click.echo(f"TFLite interpreter: same outputs as the in-memory model on {same} "
+                   f"of {len(probes)} probe(s)")
+        for probe, output in zip(probes, outputs):
+            click.echo(f"  {probe!r} -> {output!r}")

@@ -69,7 +69,13 @@ def test_export_beam_search_checks_in_a_fresh_process_and_serves(trained_date_mo
     (["--max-length", "40"], 1, "max_length=40 exceeds what the model can decode"),
     (["--n-best", "3", "--beam-size", "2"], 1, "n_best=3 exceeds beam_size=2"),
     (["--strategy", "greedy", "--beam-size", "3"], 2, "--beam-size applies to --strategy beam"),
-    (["--format", "tflite"], 2, "'tflite' is not 'saved_model'"),
+    (["--format", "onnx"], 2, "'onnx' is not one of 'saved_model', 'tflite'"),
+    (["--quantize", "dynamic"], 2, "--quantize applies to --format tflite"),
+    (["--format", "tflite", "--beam-size", "3"], 2,
+     "--format tflite exports greedy search only"),
+    (["--format", "tflite", "--version", "0"], 1, "version must be a positive integer"),
+    (["--format", "tflite", "--max-length", "40"], 1,
+     "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])
 def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
     _, folder = trained_date_model
@@ -81,3 +87,33 @@ def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and message.format(missing=missing) in lines[0], result.output
     assert not os.path.exists(tmp_path / "out" / "1")
+
+
+def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp_path):
+    from keras_attention.data import load_tokenizer
+    from keras_attention.export.tflite import TFLiteGreedy
+
+    trained, folder = trained_date_model
+    output = str(tmp_path / "lite")
+    result = invoke("export", "--model", folder, "--output", output, "--format", "tflite",
+                    "--max-length", "12", "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    path = os.path.join(output, "1", "model.tflite")
+    assert "exported greedy search (translation, quantize none, " in result.output
+    assert path in result.output
+    assert "same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
+    with open(os.path.join(output, "1", "keras_attention.json")) as f:
+        info = json.load(f)
+    assert (info["format"], info["quantize"], info["max_source_length"],
+            info["max_output_length"]) == ("tflite", "none", 32, 12)
+    # A client needs only the folder: its tokenizers, the .tflite file.
+    source = load_tokenizer(os.path.join(output, "1"), "source")
+    target = load_tokenizer(os.path.join(output, "1"), "target")
+    ids = TFLiteGreedy(path)(source.tokenize(tf.constant(TEXTS)).to_tensor().numpy())
+    texts = [t.decode() for t in target.detokenize(ids).numpy()]
+    config = DecodingConfig(max_length=12)
+    expected = TextGenerator(trained, config=config).best(TEXTS)
+    assert texts == expected
+    for probe, text in zip(TEXTS[:2], texts):
+        assert f"  {probe!r} -> {text!r}" in result.output
+

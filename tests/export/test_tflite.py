@@ -1,0 +1,144 @@
+"""TFLite export: the interpreter's greedy ids equal ``generate``'s, builtin ops only."""
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_attention.data import date_pairs
+from keras_attention.decoding import DecodingConfig, generate
+from keras_attention.export.tflite import TFLiteGreedy, export_tflite
+
+SOURCE_LENGTH = 16
+OUTPUT_LENGTH = 12
+TEXTS = [source for source, _ in date_pairs(12, seed=41)]
+
+
+def _ops(path):
+    """The op names of every subgraph of a ``.tflite`` file."""
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        tf.lite.experimental.Analyzer.analyze(model_path=path)
+    return set(re.findall(r"Op#\d+ ([A-Za-z_0-9]+)\(", report.getvalue()))
+
+
+@pytest.fixture(scope="module")
+def date_sources(trained_date_model):
+    trained, _ = trained_date_model
+    ragged = trained.source_tokenizer.tokenize(tf.constant(TEXTS))
+    return ragged.to_tensor(0, shape=[None, SOURCE_LENGTH]).numpy()
+
+
+@pytest.fixture(scope="module")
+def expected_ids(trained_date_model, date_sources):
+    trained, _ = trained_date_model
+    config = DecodingConfig(max_length=OUTPUT_LENGTH)
+    return generate(trained.model, date_sources, config).ids.numpy()[:, 0]
+
+
+@pytest.fixture(scope="module")
+def exports(trained_date_model, tmp_path_factory):
+    """``{quantize: path}`` of the trained date model, converted once."""
+    trained, _ = trained_date_model
+    folder = tmp_path_factory.mktemp("tflite")
+    return {
+        quantize: export_tflite(trained, str(folder / f"dates_{quantize}.tflite"),
+                                SOURCE_LENGTH, OUTPUT_LENGTH, quantize=quantize)
+        for quantize in ("none", "float16", "dynamic")
+    }
+
+
+def test_float32_ids_equal_generate_and_decode_to_dates(
+        trained_date_model, exports, date_sources, expected_ids):
+    trained, _ = trained_date_model
+    runner = TFLiteGreedy(exports["none"])
+    assert (runner.max_source_length, runner.max_output_length) == (SOURCE_LENGTH, OUTPUT_LENGTH)
+    ids = runner(date_sources)
+    assert ids.dtype == np.int32 and ids.shape == (len(TEXTS), OUTPUT_LENGTH)
+    np.testing.assert_array_equal(ids, expected_ids)
+    # Shorter inputs are padded: the same ids.
+    np.testing.assert_array_equal(runner(date_sources[:, :12]), expected_ids)
+    # The trained model writes ISO dates (YYYY-MM-DD, END): the outputs are real.
+    texts = [t.decode() for t in trained.target_tokenizer.detokenize(ids).numpy()]
+    assert sum(bool(re.fullmatch(r"\d{4}-\d\d-\d\d", t)) for t in texts) >= len(TEXTS) - 1
+
+
+def test_builtin_ops_only_with_a_while_loop(exports):
+    ops = _ops(exports["none"])
+    assert "WHILE" in ops and "ARG_MAX" in ops and "DYNAMIC_UPDATE_SLICE" in ops
+    assert not any(op.startswith(("Flex", "CUSTOM")) for op in ops), ops
+
+
+def test_quantized_files_are_smaller_and_mostly_agree(exports, date_sources, expected_ids):
+    sizes = {q: os.path.getsize(path) for q, path in exports.items()}
+    assert sizes["float16"] <= 0.6 * sizes["none"], sizes
+    assert sizes["dynamic"] <= 0.45 * sizes["none"], sizes
+    for quantize in ("float16", "dynamic"):
+        ids = TFLiteGreedy(exports[quantize])(date_sources)
+        same = np.mean(np.all(ids == expected_ids, axis=1))
+        assert same >= 0.75, (quantize, same)
+    np.testing.assert_array_equal(TFLiteGreedy(exports["float16"])(date_sources), expected_ids)
+
+
+def test_all_padding_source_gives_end(exports):
+    ids = TFLiteGreedy(exports["none"])(np.zeros((1, SOURCE_LENGTH), np.int32))
+    np.testing.assert_array_equal(ids, [[2] + [0] * (OUTPUT_LENGTH - 1)])
+
+
+def test_runs_in_a_fresh_process_without_tensorflow(exports, date_sources, expected_ids):
+    script = (
+        "import json, sys; import numpy as np;"
+        "from ai_edge_litert.interpreter import Interpreter;"
+        "run = Interpreter(model_path=sys.argv[1]).get_signature_runner('serving_default');"
+        "rows = json.loads(sys.stdin.read());"
+        "print(json.dumps([run(source_ids=np.array([r], np.int32))['ids'][0].tolist()"
+        " for r in rows]));"
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script, exports["none"]],
+                            input=json.dumps(date_sources[:4].tolist()),
+                            capture_output=True, text=True, check=True)
+    ids, tensorflow_loaded = result.stdout.strip().splitlines()[-2:]
+    assert json.loads(ids) == expected_ids[:4].tolist()
+    assert tensorflow_loaded == "False"
+
+
+def test_written_atomically_over_an_old_file(trained_date_model, exports, tmp_path):
+    trained, _ = trained_date_model
+    path = str(tmp_path / "model.tflite")
+    with open(path, "wb") as f:
+        f.write(b"old")
+    assert export_tflite(trained.model, path, SOURCE_LENGTH, OUTPUT_LENGTH) == path
+    assert os.listdir(tmp_path) == ["model.tflite"]
+    with open(path, "rb") as new, open(exports["none"], "rb") as reference:
+        assert new.read() == reference.read()
+
+
+@pytest.mark.parametrize("args, message", [
+    ((33, 12, "none"), "max_source_length=33 exceeds the model's max_sequence_length 32"),
+    ((16, 32, "none"), "max_output_length=32 exceeds what the model can decode (31"),
+    ((0, 12, "none"), "max_source_length must be a positive integer, got 0"),
+    ((16, 12, "int4"), "quantize must be one of ('none', 'float16', 'dynamic'), got 'int4'"),
+])
+def test_bad_arguments_are_one_line_errors(trained_date_model, tmp_path, args, message):
+    trained, _ = trained_date_model
+    path = str(tmp_path / "model.tflite")
+    with pytest.raises(ValueError) as error:
+        export_tflite(trained, path, *args)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not os.path.exists(path)
+
+
+def test_runner_errors(exports, tmp_path):
+    missing = str(tmp_path / "none.tflite")
+    with pytest.raises(FileNotFoundError, match="export --format tflite"):
+        TFLiteGreedy(missing)
+    with pytest.raises(ValueError, match=r"length <= 16\), got \(1, 17\); truncate"):
+        TFLiteGreedy(exports["none"])(np.ones((1, 17), np.int32))
