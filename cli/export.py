@@ -74,7 +74,7 @@ def _check_in_fresh_process(export_path, probes, expected):
 @user_errors
 def export(model_path, output_dir, version, export_format, strategy, beam_size,
            length_penalty, n_best, max_length, max_batch_size, quantize, probes):
-    """Export a trained model as a SavedModel: strings in, strings out.
+    """Export a trained model: a SavedModel (strings in, strings out) or TFLite.
 
     Tokenization, the encoder, cached greedy or beam search and
     detokenization all run in the graph, so TF Serving (or any TensorFlow

@@ -124,6 +124,18 @@ def convert(module, quantize="none"):
     return converter.convert()
 
 
+def float32_copy(model):
+    """``model`` itself when it computes in float32, else a float32 copy with
+    the same weights: TFLite has no builtin bfloat16 kernels, and a model
+    trained under ``mixed_bfloat16``/``mixed_float16`` keeps float32 weights,
+    so nothing is lost. (``quantize`` then decides the file's precision.)"""
+    if model.compute_dtype == "float32":
+        return model
+    copy = type(model)(model.config, dtype="float32", name=model.name)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_tflite(trained_or_model, path, max_source_length, max_output_length,
                   quantize="none"):
     """Write the greedy ids -> ids decoder of a model to ``path`` (``.tflite``).
@@ -142,7 +154,7 @@ def export_tflite(trained_or_model, path, max_source_length, max_output_length,
         else trained_or_model
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
-    module = GreedyIdsModule(model, max_source_length, max_output_length)
+    module = GreedyIdsModule(float32_copy(model), max_source_length, max_output_length)
     write_atomically(path, convert(module, quantize))
     return path
 

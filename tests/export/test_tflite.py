@@ -142,3 +142,17 @@ def test_runner_errors(exports, tmp_path):
         TFLiteGreedy(missing)
     with pytest.raises(ValueError, match=r"length <= 16\), got \(1, 17\); truncate"):
         TFLiteGreedy(exports["none"])(np.ones((1, 17), np.int32))
+
+
+def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_sources,
+                                                 expected_ids, tmp_path):
+    """TFLite has no bfloat16 kernels: a model trained under mixed_bfloat16
+    is converted from a float32 copy of its (float32) weights, so it gives
+    the float32 model's ids."""
+    from keras_attention.models import Transformer
+
+    trained, _ = trained_date_model
+    mixed = Transformer(trained.model.config, dtype="mixed_bfloat16")
+    mixed.set_weights(trained.model.get_weights())
+    path = export_tflite(mixed, str(tmp_path / "mixed.tflite"), SOURCE_LENGTH, OUTPUT_LENGTH)
+    np.testing.assert_array_equal(TFLiteGreedy(path)(date_sources), expected_ids)
