@@ -214,4 +214,20 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None):
     state = steps.start(source_ids, length + 1)
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
     tokens, scores = _RUNNERS[config.strategy](steps, start, state, length + 1, limits, config)
-    return Generation(ids=tokens[:, :, 1:], scores=scores)
+    return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))
+
+
+def end_empty_sources(source_ids, ids, scores):
+    """``ids`` ``(batch, n, length)`` and ``scores`` ``(batch, n)`` with every
+    all-padding source set to ``[END]`` then PAD, score 0: such a source has
+    no defined encoding (its output would depend on how much padding the
+    batch adds)."""
+    empty = ops.all(ops.equal(source_ids, PAD_ID), axis=1)
+    length = ops.shape(ids)[2]
+    nothing = ops.concatenate(
+        [ops.full((1,), END_ID, dtype="int32"), ops.full((length - 1,), PAD_ID, dtype="int32")],
+        axis=0,
+    )
+    ids = ops.where(empty[:, None, None], nothing, ids)
+    scores = ops.where(empty[:, None], ops.zeros_like(scores), scores)
+    return ids, scores

@@ -13,9 +13,8 @@ import random
 
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
-from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
+from keras_attention.data.tokenizers import PAD_ID
 from keras_attention.decoding.generate import DecodingConfig, generate
 from keras_attention.models.saving import TrainedModel, check_vocabularies
 
@@ -27,28 +26,6 @@ class Hypothesis:
 
     text: str
     score: float
-
-
-def sequence_log_probability(model, source_ids, ids):
-    """Sum of the log-probabilities of the generated ``ids`` ``(batch, n,
-    length)`` (END included, PAD after) under ``model``, by teacher forcing.
-
-    The score of greedy and sampled outputs when the strategy reports none.
-    """
-    batch, n_best, length = ops.shape(ids)
-    flat = ops.reshape(ids, (batch * n_best, length))
-    sources = ops.repeat(source_ids, n_best, axis=0)
-    inputs = ops.concatenate(
-        [ops.full((batch * n_best, 1), START_ID, dtype="int32"), flat[:, :-1]], axis=1
-    )
-    logits = model({"encoder_tokens": sources, "decoder_tokens": inputs})
-    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-    picked = ops.take_along_axis(log_probs, ops.expand_dims(flat, -1), axis=-1)[..., 0]
-    # Generated tokens: everything up to and including the first END.
-    is_end = ops.cast(flat == END_ID, "int32")
-    keep = (ops.cumsum(is_end, axis=1) - is_end) == 0
-    total = ops.sum(ops.where(keep, picked, 0.0), axis=1)
-    return ops.reshape(total, (batch, n_best))
 
 
 class TextGenerator:
@@ -106,10 +83,7 @@ class TextGenerator:
     def _generate_batch(self, source_ids):
         """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``."""
         generation = generate(self.model, source_ids, self.config)
-        scores = generation.scores
-        if scores is None:
-            scores = sequence_log_probability(self.model, source_ids, generation.ids)
-        return generation.ids, scores
+        return generation.ids, generation.scores
 
     def tokenize(self, texts):
         """Source ids of each text as a list of int lists, checked against the

@@ -18,7 +18,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_attention.data.tokenizers import END_ID, PAD_ID
+from keras_attention.data.tokenizers import PAD_ID
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 
 INPUT_NAME = "inputs"
@@ -148,13 +148,7 @@ class TextToTextModule(tf.Module):
         padded source ids, truncated to the model's limit."""
         source_ids = tf.cast(source_ids, tf.int32)[:, : self.max_input_length]
         generation = generate(self.model, source_ids, self.config)
-        # An all-padding source has no defined encoding (its output would
-        # depend on how much padding the batch adds): it gives [END], score 0.
-        empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
-        nothing = tf.one_hot(0, tf.shape(generation.ids)[2], END_ID, PAD_ID, dtype=tf.int32)
-        ids = tf.where(empty[:, None, None], nothing, generation.ids)
-        scores = tf.where(empty[:, None], 0.0, generation.scores)
-        return ids, scores
+        return generation.ids, generation.scores
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=SOURCE_IDS_NAME)])
     def ids(self, source_ids):

@@ -32,7 +32,12 @@ from keras_attention.atomic import atomic_directory, write_atomically
 from keras_attention.data.tokenizer_files import save_tokenizer
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 from keras_attention.decoding.cache import cached_steps
-from keras_attention.decoding.generate import DecodingConfig, generate, sentence_limits
+from keras_attention.decoding.generate import (
+    DecodingConfig,
+    end_empty_sources,
+    generate,
+    sentence_limits,
+)
 from keras_attention.decoding.greedy import token_search
 from keras_attention.decoding.processors import decoding_processors
 from keras_attention.models.saving import TrainedModel
@@ -98,15 +103,13 @@ class GreedyIdsModule(tf.Module):
         steps = cached_steps(self.model)
         state = steps.start(source_ids, length + 1)
         limits = sentence_limits(source_ids, self.config, length)
-        tokens, _ = token_search(
+        tokens, scores = token_search(
             steps.next, tflite_argmax_pick, tf.fill([1], START_ID), state, length + 1,
             END_ID, PAD_ID, decoding_processors(self.config, limits, END_ID),
         )
-        ids = tokens[:, 1:]
-        # An all-padding source gives [END] then PAD, as the SavedModel does.
-        empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1, keepdims=True)
-        nothing = tf.one_hot([0], length, END_ID, PAD_ID, dtype=tf.int32)
-        return {IDS_NAME: tf.where(empty, nothing, ids)}
+        # generate's rule: an all-padding source gives [END] then PAD.
+        ids, _ = end_empty_sources(source_ids, tokens[:, None, 1:], scores[:, None])
+        return {IDS_NAME: ids[:, 0]}
 
 
 def convert(module, quantize="none"):

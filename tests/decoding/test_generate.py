@@ -109,6 +109,20 @@ def test_sentence_alone_equals_sentence_in_padded_batch(model, strategy):
     np.testing.assert_array_equal(run(model, padded(SOURCES, 10), config)[0], batch_ids)
 
 
+@pytest.mark.parametrize("strategy", sorted(CONFIGS))
+def test_all_padding_source_gives_end_with_score_zero(model, strategy):
+    source = padded([SOURCES[0], [], SOURCES[1]])
+    ids, scores = run(model, source, CONFIGS[strategy])
+    expected = np.full(ids.shape[1:], PAD, "int32")
+    expected[:, 0] = END
+    np.testing.assert_array_equal(ids[1], expected)
+    np.testing.assert_array_equal(scores[1], 0.0)
+    if strategy != "sample":  # a sample depends on its row in the batch
+        # The other sentences decode as they do alone.
+        alone, _ = run(model, padded([SOURCES[1]]), CONFIGS[strategy])
+        np.testing.assert_array_equal(ids[2], alone[0])
+
+
 def test_sampling_does_not_depend_on_source_padding(model):
     config = CONFIGS["sample"]
     ids, _ = run(model, padded(SOURCES), config)
