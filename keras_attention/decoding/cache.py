@@ -44,7 +44,9 @@ class CachedSteps:
 
     def start(self, source_ids, length):
         encoder_output, padding_mask = self.model.encode(source_ids)
-        return self.model.init_cache(encoder_output, padding_mask, length)
+        return self.model.init_cache(
+            encoder_output, padding_mask, length, encoder_tokens=source_ids
+        )
 
     def next(self, tokens, state, index):
         return self.model.decode_step(tokens, state, index)
@@ -56,7 +58,8 @@ class CachedSteps:
 class UncachedSteps:
     """Recompute the decoder over the whole token buffer at every step.
 
-    The state holds the encoder output, its mask and a ``(rows, length)``
+    The state holds the encoder output, its mask, the source ids (for copy
+    models) and a ``(rows, length)``
     buffer of the tokens so far (PAD after ``index``); causal attention makes
     the logits at ``index`` exactly those of the cached step.
     """
@@ -70,13 +73,17 @@ class UncachedSteps:
         return {
             "encoder_output": encoder_output,
             "encoder_padding_mask": padding_mask,
+            "encoder_tokens": ops.cast(source_ids, "int32"),
             "tokens": ops.zeros((batch, length), dtype="int32"),
         }
 
     def next(self, tokens, state, index):
         buffer = ops.slice_update(state["tokens"], (0, index), ops.cast(tokens, "int32"))
         logits = self.model.decode(
-            buffer, state["encoder_output"], state["encoder_padding_mask"]
+            buffer,
+            state["encoder_output"],
+            state["encoder_padding_mask"],
+            encoder_tokens=state["encoder_tokens"],
         )
         step = ops.slice(logits, (0, index, 0), (ops.shape(logits)[0], 1, ops.shape(logits)[2]))
         return step, dict(state, tokens=buffer)

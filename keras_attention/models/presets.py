@@ -12,7 +12,11 @@ class TransformerConfig:
     ``hidden_dim`` must be divisible by ``num_heads``. ``share_embeddings``
     uses one token embedding for source and target (needs equal vocabulary
     sizes); ``tie_output_embeddings`` computes logits with the transposed
-    target embedding instead of a separate output layer.
+    target embedding instead of a separate output layer. ``copy_attention``
+    adds a pointer-generator copy mechanism (See et al., 2017): the outputs
+    become log-probabilities of a mix of the vocabulary softmax and the last
+    decoder layer's cross-attention over the source ids (needs
+    ``share_embeddings``, so that a source id is a target id).
     """
 
     encoder_vocabulary_size: int = 8000
@@ -30,6 +34,7 @@ class TransformerConfig:
     position_encoding: str = "sinusoidal"
     share_embeddings: bool = False
     tie_output_embeddings: bool = False
+    copy_attention: bool = False
 
     def __post_init__(self):
         for name in (
@@ -66,6 +71,13 @@ class TransformerConfig:
                 f"{self.encoder_vocabulary_size} != decoder_vocabulary_size="
                 f"{self.decoder_vocabulary_size}; build a shared vocabulary or set "
                 "share_embeddings=False."
+            )
+        if not isinstance(self.copy_attention, bool):
+            raise ValueError(f"copy_attention must be true or false, got {self.copy_attention!r}.")
+        if self.copy_attention and not self.share_embeddings:
+            raise ValueError(
+                "copy_attention needs share_embeddings=True (one vocabulary, so a source id "
+                "is a target id); set share_embeddings=True and build a shared vocabulary."
             )
 
     def replace(self, **changes):
@@ -112,6 +124,20 @@ PRESETS = {
         intermediate_dim=2048,
         dropout=0.1,
         max_sequence_length=512,
+    ),
+    # Abstractive summarization (SAMSum, CNN/DailyMail): one shared, tied
+    # vocabulary and long sources (SAMSum dialogues reach ~800 subword tokens).
+    # Recipes turn on the copy mechanism with ``copy_attention: true``.
+    "summarization": TransformerConfig(
+        num_encoder_layers=3,
+        num_decoder_layers=3,
+        hidden_dim=256,
+        num_heads=4,
+        intermediate_dim=1024,
+        dropout=0.1,
+        max_sequence_length=1024,
+        share_embeddings=True,
+        tie_output_embeddings=True,
     ),
 }
 

@@ -10,6 +10,10 @@ from keras_attention.models.presets import TransformerConfig, get_preset
 
 PAD_ID = 0
 
+# Smallest copy probability taken to the log: keeps log(0) finite in float32
+# (a normal float32, so no denormal flush on accelerators).
+_COPY_EPSILON = 1e-20
+
 
 @keras.saving.register_keras_serializable(package="keras_attention")
 class Transformer(keras.Model):
@@ -24,6 +28,21 @@ class Transformer(keras.Model):
     ``decode_step`` per generated token; the cache holds each decoder layer's
     self-attention keys/values and the cross-attention keys/values of the
     encoder output, computed once.
+
+    With ``config.copy_attention`` the model is a pointer-generator (See et
+    al., 2017): the outputs are float32 log-probabilities ``log p`` with::
+
+        a      = cross-attention of the last decoder layer, averaged over heads,
+                 PAD columns zeroed                              (batch, T, S)
+        c      = a @ encoder_output                              (context)
+        p_gen  = sigmoid(copy_gate([decoder_state, c, decoder_input_embedding]))
+        copy_v = sum of a[:, :, s] over source positions s with source id v
+        p      = p_gen * softmax(vocabulary_logits) + (1 - p_gen) * copy
+
+    computed in float32 in log space (``logaddexp``), ``copy`` clipped at
+    1e-20. ``softmax(log p) == p``, so losses and decoders that take logits
+    work unchanged. An all-padding source has nothing to copy: ``p_gen = 1``.
+    ``decode`` and ``init_cache`` then need the source ids (``encoder_tokens``).
 
     Args:
         config: a ``TransformerConfig`` (or its dict form).
@@ -90,6 +109,10 @@ class Transformer(keras.Model):
             self.output_projection = keras.layers.Dense(
                 c.decoder_vocabulary_size, dtype="float32", name="output_projection"
             )
+        self.copy_gate = None
+        if c.copy_attention:
+            # p_gen's logit; float32 like the output logits.
+            self.copy_gate = keras.layers.Dense(1, dtype="float32", name="copy_gate")
         self.build()
 
     @classmethod
@@ -113,6 +136,8 @@ class Transformer(keras.Model):
                 norm.build(hidden)
         if self.output_projection is not None:
             self.output_projection.build(hidden)
+        if self.copy_gate is not None:
+            self.copy_gate.build((None, None, 3 * self.config.hidden_dim))
         self.built = True
 
     def encode(self, encoder_tokens, training=None):
@@ -126,34 +151,92 @@ class Transformer(keras.Model):
         return x, padding_mask
 
     def logits(self, decoder_output):
-        """Float32 vocabulary logits of decoder hidden states."""
+        """Float32 vocabulary logits of decoder hidden states (before any copy
+        mixture: the model's outputs for ``copy_attention=False``)."""
         if self.output_projection is not None:
             return self.output_projection(decoder_output)
         embeddings = ops.cast(self.decoder_embedding.embeddings, "float32")
         return ops.matmul(ops.cast(decoder_output, "float32"), ops.transpose(embeddings))
 
     def call(self, inputs, training=None):
-        encoder_output, encoder_padding_mask = self.encode(
-            inputs["encoder_tokens"], training=training
-        )
+        encoder_tokens = inputs["encoder_tokens"]
+        encoder_output, encoder_padding_mask = self.encode(encoder_tokens, training=training)
         return self.decode(
-            inputs["decoder_tokens"], encoder_output, encoder_padding_mask, training=training
+            inputs["decoder_tokens"],
+            encoder_output,
+            encoder_padding_mask,
+            encoder_tokens=encoder_tokens,
+            training=training,
         )
 
-    def decode(self, decoder_tokens, encoder_output, encoder_padding_mask, training=None):
+    def decode(
+        self,
+        decoder_tokens,
+        encoder_output,
+        encoder_padding_mask,
+        encoder_tokens=None,
+        training=None,
+    ):
         """Logits for all ``decoder_tokens`` (causal, no cache): teacher forcing,
-        and the uncached reference for incremental decoding."""
-        x = self.embedding_dropout(self.decoder_embedding(decoder_tokens), training=training)
-        for block in self.decoder_blocks:
-            x = block(
+        and the uncached reference for incremental decoding. A copy model
+        (``copy_attention``) needs the source ids ``encoder_tokens`` and
+        returns log-probabilities."""
+        if self.copy_gate is not None:
+            self._check_encoder_tokens(encoder_tokens, "decode")
+        embedded = self.decoder_embedding(decoder_tokens)
+        x = self.embedding_dropout(embedded, training=training)
+        last = len(self.decoder_blocks) - 1
+        for i, block in enumerate(self.decoder_blocks):
+            copy_scores = self.copy_gate is not None and i == last
+            outputs = block(
                 x,
                 encoder_output,
                 encoder_padding_mask=encoder_padding_mask,
+                return_attention_scores=copy_scores,
                 training=training,
             )
+            x, scores = outputs if copy_scores else (outputs, None)
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
-        return self.logits(x)
+        if self.copy_gate is None:
+            return self.logits(x)
+        return self.copy_log_probabilities(
+            x, embedded, scores["cross_attention"], encoder_output, encoder_tokens
+        )
+
+    def copy_log_probabilities(
+        self, decoder_output, decoder_inputs, cross_attention, encoder_output, encoder_tokens
+    ):
+        """The pointer-generator output (see the class docstring): float32
+        ``log p`` ``(batch, T, vocabulary)`` from the final decoder states,
+        the decoder input embeddings, the last layer's cross-attention
+        ``(batch, heads, T, S)``, the encoder output and the source ids."""
+        mask = ops.cast(ops.not_equal(encoder_tokens, PAD_ID), "float32")
+        attention = ops.mean(ops.cast(cross_attention, "float32"), axis=1) * mask[:, None, :]
+        context = ops.einsum("bts,bsd->btd", attention, ops.cast(encoder_output, "float32"))
+        gate_inputs = ops.concatenate(
+            [ops.cast(decoder_output, "float32"), context, ops.cast(decoder_inputs, "float32")],
+            axis=-1,
+        )
+        gate = self.copy_gate(gate_inputs)  # (batch, T, 1), the logit of p_gen
+        # Nothing to copy from an all-padding source: all mass to the vocabulary.
+        has_source = ops.any(ops.not_equal(encoder_tokens, PAD_ID), axis=-1)[:, None, None]
+        gate = ops.where(has_source, gate, ops.cast(1e4, gate.dtype))
+        copy = scatter_to_vocabulary(
+            attention, encoder_tokens, self.config.decoder_vocabulary_size
+        )
+        vocabulary = ops.log_softmax(self.logits(decoder_output), axis=-1)
+        return ops.logaddexp(
+            ops.log_sigmoid(gate) + vocabulary,
+            ops.log_sigmoid(-gate) + ops.log(ops.maximum(copy, _COPY_EPSILON)),
+        )
+
+    def _check_encoder_tokens(self, encoder_tokens, method):
+        if encoder_tokens is None:
+            raise ValueError(
+                f"this model copies from the source (copy_attention=True), so {method} "
+                "needs the source ids: pass encoder_tokens=..."
+            )
 
     def attention_scores(self, encoder_tokens, decoder_tokens):
         """Attention probabilities of every layer (inference mode, no cache).
@@ -182,19 +265,22 @@ class Transformer(keras.Model):
             scores["cross"].append(layer_scores["cross_attention"])
         return scores
 
-    def init_cache(self, encoder_output, encoder_padding_mask, max_length):
+    def init_cache(self, encoder_output, encoder_padding_mask, max_length, encoder_tokens=None):
         """Decoding state for up to ``max_length`` target positions.
 
         Returns a dict: ``self_attention`` zeros ``(batch, layers, 2, max_length,
         heads, head_dim)``, ``cross_attention`` keys/values of the encoder
         output ``(batch, layers, 2, source_length, heads, head_dim)`` and the
-        ``encoder_padding_mask``.
+        ``encoder_padding_mask``. A copy model (``copy_attention``) needs the
+        source ids ``encoder_tokens`` and also keeps them and the
+        ``encoder_output`` there. Every entry has the batch first, so beam
+        search can tile and reorder rows.
         """
         c = self.config
         batch = ops.shape(encoder_output)[0]
         head_dim = c.hidden_dim // c.num_heads
         cross = [block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks]
-        return {
+        cache = {
             "self_attention": ops.zeros(
                 (batch, c.num_decoder_layers, 2, max_length, c.num_heads, head_dim),
                 dtype=self.compute_dtype,
@@ -202,30 +288,53 @@ class Transformer(keras.Model):
             "cross_attention": ops.stack(cross, axis=1),
             "encoder_padding_mask": encoder_padding_mask,
         }
+        if self.copy_gate is not None:
+            self._check_encoder_tokens(encoder_tokens, "init_cache")
+            cache["encoder_tokens"] = ops.cast(encoder_tokens, "int32")
+            cache["encoder_output"] = encoder_output
+        return cache
 
     def decode_step(self, decoder_tokens, cache, index):
-        """Logits for ``decoder_tokens`` at positions ``index ..`` and the new cache.
+        """Logits for ``decoder_tokens`` at positions ``index ..`` and the new cache
+        (log-probabilities for a copy model, as ``decode``).
 
         Args:
             decoder_tokens: ``(batch, steps)`` ids, usually one step at a time.
             cache: the dict from ``init_cache`` (or a previous step).
             index: position of ``decoder_tokens[:, 0]`` in the target sequence.
         """
-        x = self.decoder_embedding(decoder_tokens, start_index=index)
+        embedded = self.decoder_embedding(decoder_tokens, start_index=index)
+        x = embedded
+        last = len(self.decoder_blocks) - 1
         self_caches = []
         for i, block in enumerate(self.decoder_blocks):
-            x, layer_cache = block(
+            copy_scores = self.copy_gate is not None and i == last
+            outputs = block(
                 x,
                 encoder_padding_mask=cache["encoder_padding_mask"],
                 self_attention_cache=cache["self_attention"][:, i],
                 self_attention_cache_update_index=index,
                 cross_attention_cache=cache["cross_attention"][:, i],
+                return_attention_scores=copy_scores,
             )
+            if copy_scores:
+                x, scores, layer_cache = outputs
+            else:
+                x, layer_cache = outputs
             self_caches.append(layer_cache)
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
         new_cache = dict(cache, self_attention=ops.stack(self_caches, axis=1))
-        return self.logits(x), new_cache
+        if self.copy_gate is None:
+            return self.logits(x), new_cache
+        outputs = self.copy_log_probabilities(
+            x,
+            embedded,
+            scores["cross_attention"],
+            cache["encoder_output"],
+            cache["encoder_tokens"],
+        )
+        return outputs, new_cache
 
     def get_config(self):
         config = super().get_config()
@@ -235,3 +344,21 @@ class Transformer(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def scatter_to_vocabulary(weights, ids, vocabulary_size):
+    """``out[b, t, v] = sum of weights[b, t, s] over s with ids[b, s] == v``.
+
+    ``weights`` ``(batch, T, S)`` float, ``ids`` ``(batch, S)`` int in
+    ``[0, vocabulary_size)``; returns ``(batch, T, vocabulary_size)``. One
+    ``segment_sum`` over the ``batch * S`` rows of the transposed weights
+    (segments ``b * vocabulary_size + ids[b, s]``): no ``(batch, S,
+    vocabulary)`` one-hot is built, and the gradient is a gather.
+    """
+    batch, target_length, source_length = ops.shape(weights)
+    rows = ops.reshape(ops.transpose(weights, (0, 2, 1)), (-1, target_length))
+    offsets = ops.arange(batch, dtype="int32")[:, None] * vocabulary_size
+    segments = ops.reshape(ops.cast(ids, "int32") + offsets, (-1,))
+    summed = ops.segment_sum(rows, segments, num_segments=batch * vocabulary_size)
+    summed = ops.reshape(summed, (batch, vocabulary_size, target_length))
+    return ops.transpose(summed, (0, 2, 1))

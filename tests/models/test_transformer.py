@@ -127,7 +127,7 @@ def test_presets_are_untouched_by_changes():
     changed = get_preset("tiny", hidden_dim=32, num_heads=2)
     assert changed.hidden_dim == 32
     assert PRESETS["tiny"].hidden_dim == 64
-    with pytest.raises(ValueError, match=r"unknown preset 'huge'; choose one of \['base', 'small', 'tiny'\]"):
+    with pytest.raises(ValueError, match=r"unknown preset 'huge'; choose one of \['base', 'small', 'summarization', 'tiny'\]"):
         get_preset("huge")
     with pytest.raises(ValueError, match="unknown preset"):
         Transformer.from_preset("huge")
