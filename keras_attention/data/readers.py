@@ -17,6 +17,10 @@ a traceback), so either call ``scan()`` first (a command can print its
 statistics too), or iterate under ``with source.clean_errors():``, which re-raises
 the original error.
 
+A corpus shipped as one file (Tatoeba) is split into train / validation /
+test with ``split_pairs``: a fixed hash of the normalized source text picks
+the split, so a source sentence never appears in two splits.
+
 Pairs whose source or target is empty after stripping whitespace are dropped,
 never silently: each full pass logs one warning with the count on the
 ``keras_attention.data`` logger, and ``scan()`` reports it.
@@ -29,6 +33,7 @@ import itertools
 import json
 import logging
 import os
+import unicodedata
 import zlib
 
 import tensorflow as tf
@@ -343,6 +348,90 @@ def jsonl_pairs(path, source_field, target_field, limit=None):
                 )
 
     return PairSource(path, records, limit=limit)
+
+
+# ---------------------------------------------------------------------------
+# Hash holdout: train / validation / test splits of a single-file corpus.
+# ---------------------------------------------------------------------------
+
+HOLDOUT_SPLITS = ("train", "validation", "test")
+
+
+def holdout_key(source):
+    """The text a pair is split by: its source, NFKC-normalized, case-folded,
+    whitespace collapsed (so ``"Go."`` and ``" go. "`` share a split)."""
+    return " ".join(unicodedata.normalize("NFKC", source).casefold().split())
+
+
+def holdout_bucket(source):
+    """The pair's bucket, 0-99: ``crc32(holdout_key(source)) % 100`` (UTF-8)."""
+    return zlib.crc32(holdout_key(source).encode("utf-8")) % 100
+
+
+def holdout_split(source, test_percent=2, validation_percent=2):
+    """``"test"`` for buckets ``< test_percent``, ``"validation"`` for the next
+    ``validation_percent`` buckets, else ``"train"`` (see ``holdout_bucket``)."""
+    bucket = holdout_bucket(source)
+    if bucket < test_percent:
+        return "test"
+    if bucket < test_percent + validation_percent:
+        return "validation"
+    return "train"
+
+
+def check_holdout(split, test_percent, validation_percent):
+    """Raise a one-line ``ValueError`` unless ``split_pairs`` can take these."""
+    if split not in HOLDOUT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(HOLDOUT_SPLITS)}; got {split!r}.")
+    for argument, value in (("test_percent", test_percent),
+                            ("validation_percent", validation_percent)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100:
+            raise ValueError(f"{argument} must be an integer in [0, 100), got {value!r}.")
+    if test_percent + validation_percent >= 100:
+        raise ValueError(
+            f"test_percent + validation_percent must be below 100 to leave training pairs, "
+            f"got {test_percent} + {validation_percent}."
+        )
+    if {"test": test_percent, "validation": validation_percent}.get(split) == 0:
+        raise ValueError(
+            f"split: {split} is empty with {split}_percent 0; raise {split}_percent or "
+            "pick another split."
+        )
+
+
+def split_pairs(pairs, split, test_percent=2, validation_percent=2, limit=None):
+    """The pairs of ``pairs`` (a ``PairSource``) in one ``split`` of a fixed,
+    deterministic hash holdout (``holdout_split``): a pair goes to ``test``
+    when ``crc32(normalized source) % 100 < test_percent``, to ``validation``
+    when it is in the next ``validation_percent`` buckets, else to ``train``.
+
+    Hashing the *source* text means one source sentence never lands in two
+    splits, even where a corpus repeats it with other targets (Tatoeba pairs
+    one English sentence with several Spanish translations); the split does
+    not depend on file order, the other pairs, or a random seed.
+
+    Args:
+        pairs: the whole corpus, read without a ``limit``.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        test_percent, validation_percent: buckets (percent of distinct
+            sources) held out; their sum must be below 100.
+        limit: read at most this many records of the split per pass.
+    """
+    check_holdout(split, test_percent, validation_percent)
+
+    def records():
+        inner = pairs._records()
+        try:
+            for source, target in inner:
+                if holdout_split(source, test_percent, validation_percent) == split:
+                    yield source, target
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+
+    name = f"{pairs.name} [{split}: holdout test {test_percent}%, validation {validation_percent}%]"
+    return PairSource(name, records, limit=limit)
 
 
 def tfds_pairs(name, split, source_key, target_key, data_dir=None, limit=None):

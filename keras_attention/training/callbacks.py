@@ -1,5 +1,6 @@
 """Callbacks of a training run: progress summary, validation decoding and
-scores, atomic weight checkpoints, a history that survives a restart."""
+scores, atomic weight checkpoints, a history that survives a restart, and a
+step/time budget."""
 
 import json
 import os
@@ -22,7 +23,9 @@ def current_learning_rate(optimizer):
 class EpochSummary(keras.callbacks.Callback):
     """Prints one line per epoch: the epoch's metrics, learning rate and
     real (non-PAD) tokens per second of training (validation excluded), and
-    adds ``tokens_per_second`` to the epoch ``logs``.
+    adds ``tokens_per_second`` to the epoch ``logs``. An epoch stopped early
+    (``TrainingBudget``) counts its share of ``tokens_per_epoch``, in
+    proportion to the batches it ran.
 
     Args:
         tokens_per_epoch: non-PAD tokens in one epoch (source + target
@@ -35,21 +38,28 @@ class EpochSummary(keras.callbacks.Callback):
         self.tokens_per_epoch = int(tokens_per_epoch)
         self.print_fn = print_fn
         self.seconds = 0.0
+        self.tokens = 0.0
         self.epochs_done = 0
         self._started = self._last_batch = None
+        self._batches = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = self._last_batch = time.perf_counter()
+        self._batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._last_batch = time.perf_counter()
+        self._batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         seconds = max(self._last_batch - self._started, 1e-9)
+        steps = (self.params or {}).get("steps")
+        share = min(1.0, self._batches / steps) if steps else 1.0
         self.seconds += seconds
+        self.tokens += self.tokens_per_epoch * share
         self.epochs_done += 1
-        rate = self.tokens_per_epoch / seconds
+        rate = self.tokens_per_epoch * share / seconds
         logs["tokens_per_second"] = rate
         shown = " - ".join(
             f"{name} {value:.4g}" for name, value in logs.items()
@@ -65,7 +75,7 @@ class EpochSummary(keras.callbacks.Callback):
     @property
     def tokens_per_second(self):
         """Mean training speed over the epochs run so far (0 before any)."""
-        return self.tokens_per_epoch * self.epochs_done / self.seconds if self.seconds else 0.0
+        return self.tokens / self.seconds if self.seconds else 0.0
 
 
 def _is_number(value):
@@ -122,9 +132,13 @@ class ValidationScores(keras.callbacks.Callback):
         self._writer = None
 
     def due(self, epoch):
-        """Whether the callback decodes after (0-based) ``epoch``."""
+        """Whether the callback decodes after (0-based) ``epoch``: every
+        ``every_n_epochs``, after the last epoch, and after an epoch a
+        callback has stopped early (``model.stop_training``, e.g.
+        ``TrainingBudget``), so the run's last weights are scored too."""
         last = self.params.get("epochs") if self.params else None
-        return (epoch + 1) % self.every_n_epochs == 0 or epoch + 1 == last
+        stopping = self.model is not None and bool(getattr(self.model, "stop_training", False))
+        return (epoch + 1) % self.every_n_epochs == 0 or epoch + 1 == last or stopping
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
@@ -162,6 +176,51 @@ class ValidationScores(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class TrainingBudget(keras.callbacks.Callback):
+    """Stops training at the end of the first step that reaches
+    ``max_steps`` (``optimizer.iterations``, so a resumed run counts its
+    earlier steps) or ends ``time_limit_seconds`` or more after training
+    began in this process; ``None`` switches a bound off. Keras then finishes
+    the epoch as usual (validation, ``on_epoch_end`` callbacks) and ends
+    ``fit``. ``stop_reason`` says which bound stopped it (``"max_steps"``,
+    ``"time_limit"``) or is ``None``.
+
+    Put it before callbacks that should see the stop at the epoch's end
+    (``ValidationScores`` decodes after a stopped epoch).
+    """
+
+    def __init__(self, max_steps=None, time_limit_seconds=None, clock=time.monotonic):
+        super().__init__()
+        if max_steps is not None and (isinstance(max_steps, bool)
+                                      or not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps must be a positive integer or None, got {max_steps!r}.")
+        if time_limit_seconds is not None and not time_limit_seconds > 0:
+            raise ValueError(
+                f"time_limit_seconds must be positive or None, got {time_limit_seconds!r}."
+            )
+        self.max_steps = max_steps
+        self.time_limit_seconds = time_limit_seconds
+        self.clock = clock
+        self.stop_reason = None
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = self.clock()
+        self.stop_reason = None
+
+    def _steps(self):
+        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.max_steps is not None and self._steps() >= self.max_steps:
+            self.stop_reason = "max_steps"
+        elif (self.time_limit_seconds is not None
+              and self.clock() - self._started >= self.time_limit_seconds):
+            self.stop_reason = "time_limit"
+        if self.stop_reason is not None:
+            self.model.stop_training = True
 
 
 def examples_markdown(sources, references, hypotheses):

@@ -10,11 +10,13 @@ A config file is a mapping of sections (every key is optional except
     data:
       train: {format: aligned, source: train.en.gz, target: train.de.gz}
       validation: {format: aligned, source: val.en.gz, target: val.de.gz}
+      test: {format: aligned, source: test.en.gz, target: test.de.gz}
     vocabulary: {type: sentencepiece, size: 8000, shared: false}
     model: {preset: small, changes: {dropout: 0.2}}
     batching: {batch_tokens: 4096, max_source_tokens: 128, max_target_tokens: 128}
     optimizer: {learning_rate: 5.0e-4, schedule: noam, warmup_steps: 4000}
-    training: {epochs: 10, label_smoothing: 0.1, precision: float32}
+    training: {epochs: 10, label_smoothing: 0.1, precision: float32, max_steps: null,
+               time_limit_minutes: null}
     evaluation: {every_n_epochs: 1, max_sentences: 500, decoding: {strategy: greedy}}
     output: {directory: runs/multi30k, keep_checkpoints: 3}
 
@@ -34,7 +36,15 @@ import typing
 import yaml
 
 from keras_attention.data.batching import BatchingConfig
-from keras_attention.data.readers import aligned_pairs, jsonl_pairs, memory_pairs, tsv_pairs
+from keras_attention.data.readers import (
+    HOLDOUT_SPLITS,
+    aligned_pairs,
+    check_holdout,
+    jsonl_pairs,
+    memory_pairs,
+    split_pairs,
+    tsv_pairs,
+)
 from keras_attention.data.synthetic import date_pairs
 from keras_attention.data.tokenizer_files import TOKENIZER_TYPES
 from keras_attention.atomic import write_atomically
@@ -72,7 +82,15 @@ class CorpusConfig:
     ``tsv`` (``path``, ``source_column``, ``target_column``, ``skip_header``),
     ``jsonl`` (``path``, ``source_field``, ``target_field``) or ``dates``
     (``size`` generated date pairs from ``seed``, nothing read).
-    ``limit``: read at most this many records.
+    ``limit``: read at most this many records (of the split, with ``split``).
+
+    ``split``: ``train``, ``validation`` or ``test`` reads one part of a fixed
+    hash holdout of the file (``keras_attention.data.readers.split_pairs``): a
+    pair is in ``test`` when ``crc32(normalized source) % 100 <
+    test_percent``, in ``validation`` for the next ``validation_percent``
+    buckets, else in ``train``. One source sentence is never in two splits.
+    Corpora of a ``data`` section that read the same file with a ``split``
+    must use different splits and the same percentages.
     """
 
     format: str = "aligned"
@@ -87,6 +105,9 @@ class CorpusConfig:
     limit: int | None = None
     size: int = 1000
     seed: int = 0
+    split: str | None = None
+    test_percent: int = 2
+    validation_percent: int = 2
 
     def __post_init__(self):
         _choice("format", self.format, CORPUS_FORMATS)
@@ -105,26 +126,45 @@ class CorpusConfig:
                 raise FileNotFoundError(f"{name}: file '{path}' not found; check the path.")
         _positive_int("limit", self.limit, allow_none=True)
         _positive_int("size", self.size)
+        if self.split is not None:
+            check_holdout(self.split, self.test_percent, self.validation_percent)
 
     def pairs(self):
-        """The corpus as a ``PairSource``."""
+        """The corpus (its ``split``, if set) as a ``PairSource``."""
+        if self.split is None:
+            return self._reader(self.limit)
+        return split_pairs(self._reader(None), self.split, self.test_percent,
+                           self.validation_percent, limit=self.limit)
+
+    def _reader(self, limit):
         if self.format == "aligned":
-            return aligned_pairs(self.source, self.target, limit=self.limit)
+            return aligned_pairs(self.source, self.target, limit=limit)
         if self.format == "tsv":
             return tsv_pairs(self.path, self.source_column, self.target_column,
-                             skip_header=self.skip_header, limit=self.limit)
+                             skip_header=self.skip_header, limit=limit)
         if self.format == "jsonl":
-            return jsonl_pairs(self.path, self.source_field, self.target_field, limit=self.limit)
-        pairs = date_pairs(self.size, seed=self.seed)[: self.limit]
+            return jsonl_pairs(self.path, self.source_field, self.target_field, limit=limit)
+        pairs = date_pairs(self.size, seed=self.seed)[:limit]
         return memory_pairs(pairs, name=f"dates(size={self.size}, seed={self.seed})")
+
+    @property
+    def files(self):
+        """What the corpus reads: same ``files``, same pairs before ``split``."""
+        if self.format == "dates":
+            return ("dates", self.size, self.seed)
+        paths = (self.source, self.target) if self.format == "aligned" else (self.path,)
+        return (self.format, *(os.path.abspath(p) for p in paths))
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """The training corpus and an optional validation corpus."""
+    """The training corpus, an optional validation corpus (early stopping,
+    best checkpoint) and an optional test corpus (``evaluate_test_set``,
+    ``benchmarks/quality.py``; never read by ``train``)."""
 
     train: CorpusConfig | None = None
     validation: CorpusConfig | None = None
+    test: CorpusConfig | None = None
 
     def __post_init__(self):
         if self.train is None:
@@ -132,6 +172,36 @@ class DataConfig:
                 "train is missing; name the training corpus, e.g. "
                 "train: {format: tsv, path: pairs.tsv}."
             )
+        _check_holdouts({name: getattr(self, name) for name in HOLDOUT_SPLITS})
+
+
+def _check_holdouts(corpora):
+    """Corpora that read the same file with a ``split`` must take different
+    splits of one holdout, so no pair is in two of them."""
+    named = [(name, corpus) for name, corpus in corpora.items() if corpus is not None]
+    for i, (name, corpus) in enumerate(named):
+        for other_name, other in named[:i]:
+            if corpus.files != other.files or (corpus.split is None and other.split is None):
+                continue
+            if corpus.split is None or other.split is None:
+                missing = name if corpus.split is None else other_name
+                raise ValueError(
+                    f"{missing} reads the same file as "
+                    f"data.{other_name if missing == name else name} but has no split; set "
+                    f"data.{missing}.split so no pair is in both."
+                )
+            if corpus.split == other.split:
+                raise ValueError(
+                    f"{name} and data.{other_name} both read split {corpus.split} of the "
+                    f"same file; give data.{name} another split."
+                )
+            for percent in ("test_percent", "validation_percent"):
+                if getattr(corpus, percent) != getattr(other, percent):
+                    raise ValueError(
+                        f"{name}.{percent}={getattr(corpus, percent)} differs from "
+                        f"data.{other_name}.{percent}={getattr(other, percent)} on the same "
+                        "file; use one holdout for both."
+                    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +332,16 @@ class TrainingConfig:
     GPUs) or ``multi_worker``. ``early_stopping_patience``: stop after this
     many evaluations without a better validation score (needs
     ``data.validation``; ``null``: never stop early).
+
+    Bounds (``null``: none): ``max_steps`` stops after this many optimizer
+    steps (``optimizer.iterations``, what ``TrainResult.steps`` counts:
+    batches, or updates with gradient accumulation; a resumed run counts its
+    earlier steps), ``time_limit_minutes`` after the first step that ends
+    past this many minutes of ``fit`` in this process. Either stops at the
+    end of a step; that (partial) epoch is then validated and checkpointed
+    and the model folder written as after a full run. With ``max_steps`` the
+    learning-rate schedule (cosine decay) ends there, unless the epochs end
+    first.
     """
 
     epochs: int = 10
@@ -271,9 +351,21 @@ class TrainingConfig:
     seed: int = 0
     distribution: str = "default"
     early_stopping_patience: int | None = None
+    max_steps: int | None = None
+    time_limit_minutes: float | None = None
 
     def __post_init__(self):
         _positive_int("epochs", self.epochs)
+        _positive_int("max_steps", self.max_steps, allow_none=True)
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            raise ValueError(
+                f"time_limit_minutes must be positive or null, got {self.time_limit_minutes!r}."
+            )
+        if self.time_limit_minutes is not None and self.distribution == "multi_worker":
+            raise ValueError(
+                "time_limit_minutes cannot bound a multi_worker run (each worker's clock "
+                "would stop it at another step); use max_steps instead."
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
         _choice("precision", self.precision, PRECISIONS)
@@ -349,7 +441,16 @@ class TrainConfig:
                 "data: {train: {format: tsv, path: pairs.tsv}}."
             )
         _choice("task", self.task, TASKS)
-        max_length = self.model.transformer_config(8000, 8000).max_sequence_length
+        transformer = self.model.transformer_config(8000, 8000)
+        if transformer.share_embeddings and not self.vocabulary.shared and (
+            self.vocabulary.source_file is None
+        ):
+            raise ValueError(
+                f"model preset '{self.model.preset}' shares one embedding between source "
+                "and target (share_embeddings), so it needs one vocabulary; set "
+                "vocabulary.shared: true."
+            )
+        max_length = transformer.max_sequence_length
         if max_length < self.batching.max_length:
             raise ValueError(
                 f"model.changes.max_sequence_length must be at least {self.batching.max_length} "

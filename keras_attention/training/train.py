@@ -12,6 +12,10 @@ The run directory (``config.output.directory``)::
     model/                         the final TrainedModel folder: the best
                                    weights with a validation set, else the last
 
+``training.max_steps`` / ``training.time_limit_minutes`` end the run early, at
+the end of a step; the layout is the same (the stopped epoch is validated and
+checkpointed, ``model/`` written) and ``TrainResult.stop_reason`` says why.
+
 Running ``train`` again with the same config on a run that was killed resumes
 it from the last finished epoch (``BackupAndRestore``), so it ends with the
 same number of epochs and optimizer steps as an uninterrupted run.
@@ -23,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 import keras
 import tensorflow as tf
@@ -43,6 +48,7 @@ from keras_attention.training.callbacks import (
     EpochCheckpoints,
     EpochSummary,
     HistoryFile,
+    TrainingBudget,
     ValidationScores,
 )
 from keras_attention.training.config import load_config, save_config
@@ -114,6 +120,11 @@ class TrainResult:
             of training in this process.
         best: ``{"monitor", "value", "epoch"}`` of the best checkpoint, or
             ``None`` without validation.
+        stop_reason: ``"max_steps"``, ``"time_limit"`` or
+            ``"early_stopping"`` when the run ended before its last epoch,
+            else ``None``.
+        train_seconds: wall seconds of ``fit`` in this process (validation
+            decoding included).
     """
 
     output_directory: str
@@ -124,6 +135,8 @@ class TrainResult:
     steps_per_epoch: int
     tokens_per_second: float
     best: dict | None = None
+    stop_reason: str | None = None
+    train_seconds: float = 0.0
 
 
 def train(config, verbose="auto", print_fn=print):
@@ -168,6 +181,10 @@ def train(config, verbose="auto", print_fn=print):
             )
 
     total_steps = steps_per_epoch * config.training.epochs
+    if config.training.max_steps is not None:
+        # The schedules count batches; max_steps counts optimizer updates.
+        total_steps = min(total_steps, config.training.max_steps
+                          * (config.optimizer.gradient_accumulation_steps or 1))
     with strategy.scope():
         model = build_model(config, source_tokenizer, target_tokenizer)
         model.compile(
@@ -184,7 +201,12 @@ def train(config, verbose="auto", print_fn=print):
 
     summary = EpochSummary(tokens_per_epoch, print_fn=print_fn)
     history = HistoryFile(layout.history)
-    callbacks = []
+    budget = TrainingBudget(
+        config.training.max_steps,
+        None if config.training.time_limit_minutes is None
+        else 60.0 * config.training.time_limit_minutes,
+    )
+    callbacks = [budget]  # first: the callbacks after it see a stop at the epoch's end
     best = None
     if validation_pairs:
         sources, references = zip(*validation_pairs)
@@ -205,10 +227,12 @@ def train(config, verbose="auto", print_fn=print):
     if best is not None:
         callbacks.append(best)
     callbacks += [history, keras.callbacks.TerminateOnNaN()]
+    early_stopping = None
     if config.training.early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        early_stopping = keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode="max",
-            patience=config.training.early_stopping_patience))
+            patience=config.training.early_stopping_patience)
+        callbacks.append(early_stopping)
     if config.output.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(layout.logs, profile_batch=0))
     # Last, so the saved state includes everything the epoch's callbacks did.
@@ -216,9 +240,16 @@ def train(config, verbose="auto", print_fn=print):
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    started = time.perf_counter()
     with train_corpus.clean_errors():
         model.fit(dataset, epochs=config.training.epochs, validation_data=validation_data,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
+    train_seconds = time.perf_counter() - started
+    stop_reason = budget.stop_reason
+    if stop_reason is None and early_stopping is not None and early_stopping.stopped_epoch:
+        stop_reason = "early_stopping"
+    if stop_reason is not None:
+        print_fn(f"stopped early ({stop_reason}) after {len(history.epochs)} epoch(s)")
 
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     best_state = None
@@ -233,7 +264,8 @@ def train(config, verbose="auto", print_fn=print):
     trained = TrainedModel(final, source_tokenizer, target_tokenizer, task=config.task)
     save_trained_model(trained, layout.model, extra={
         "training": {"epochs": epochs, "steps": steps, "steps_per_epoch": steps_per_epoch,
-                     "best": best_state, "config": config.to_dict()},
+                     "best": best_state, "stop_reason": stop_reason,
+                     "config": config.to_dict()},
     })
     return TrainResult(
         output_directory=layout.directory,
@@ -244,6 +276,8 @@ def train(config, verbose="auto", print_fn=print):
         steps_per_epoch=steps_per_epoch,
         tokens_per_second=summary.tokens_per_second,
         best=best_state,
+        stop_reason=stop_reason,
+        train_seconds=train_seconds,
     )
 
 

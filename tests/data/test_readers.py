@@ -456,3 +456,72 @@ def test_memory_pairs_stream_a_list_and_drop_empty_pairs_with_a_count(caplog):
         ("a b", "x"),
         ("c", "z"),
     ]
+
+
+# ---------------------------------------------------------------- hash holdout
+
+
+def test_holdout_bucket_golden_and_normalization():
+    from keras_attention.data.readers import holdout_bucket, holdout_key, holdout_split
+
+    assert holdout_key("  Go.\t") == holdout_key("GO.") == "go."
+    assert holdout_key("ｆｕｌｌ  width") == "full width"  # NFKC
+    # crc32 of the UTF-8 key, mod 100 (zlib.crc32(b"go.") == 2355789328).
+    assert holdout_bucket("Go.") == 28 == holdout_bucket(" go. ")
+    assert holdout_split("Go.") == "train"
+    assert holdout_bucket("Jump.") == 1 and holdout_split("Jump.") == "test"
+    assert holdout_split("Jump.", test_percent=1, validation_percent=2) == "validation"
+    assert holdout_split("Jump.", test_percent=0, validation_percent=1) == "train"
+    assert holdout_bucket("I'm here.") == 3 and holdout_split("I'm here.") == "validation"
+
+
+def test_tatoeba_holdout_sizes_and_no_shared_source():
+    """The Tatoeba recipe's split: every pair in exactly one split, no English
+    sentence (normalized) in two, fixed sizes."""
+    from keras_attention.data.readers import holdout_key, split_pairs
+
+    whole = tsv_pairs(DATA / "spa-eng/spa.txt.gz")
+    splits = {name: list(split_pairs(whole, name)) for name in ("train", "validation", "test")}
+    assert {name: len(pairs) for name, pairs in splits.items()} == {
+        "train": 114_409, "validation": 2_271, "test": 2_284}
+    assert sorted(p for pairs in splits.values() for p in pairs) == sorted(whole)
+    keys = {name: {holdout_key(s) for s, _ in pairs} for name, pairs in splits.items()}
+    assert not keys["train"] & keys["test"]
+    assert not keys["train"] & keys["validation"]
+    assert not keys["validation"] & keys["test"]
+    # Tatoeba repeats English sentences: the test split holds all their translations.
+    assert len(keys["test"]) == 1_975 < len(splits["test"])
+
+
+def test_split_pairs_ignores_order_and_applies_limit_after_the_split():
+    from keras_attention.data import memory_pairs
+    from keras_attention.data.readers import holdout_split, split_pairs
+
+    pairs = [(f"sentence {i}", f"target {i}") for i in range(400)]
+    expected = [p for p in pairs if holdout_split(p[0], 10, 10) == "test"]
+    assert len(expected) > 20
+    forward = list(split_pairs(memory_pairs(pairs), "test", 10, 10))
+    backward = list(split_pairs(memory_pairs(pairs[::-1]), "test", 10, 10))
+    assert forward == expected and sorted(backward) == sorted(expected)
+    limited = split_pairs(memory_pairs(pairs), "test", 10, 10, limit=5)
+    assert list(limited) == expected[:5]
+    assert limited.name == "<memory> [test: holdout test 10%, validation 10%]"
+    assert _decoded(limited.dataset()) == expected[:5]
+
+
+@pytest.mark.parametrize("split, test_percent, validation_percent, message", [
+    ("dev", 2, 2, "split must be one of train, validation, test; got 'dev'."),
+    ("test", -1, 2, "test_percent must be an integer in [0, 100), got -1."),
+    ("test", 2, 1.5, "validation_percent must be an integer in [0, 100), got 1.5."),
+    ("train", 60, 40, "test_percent + validation_percent must be below 100 to leave "
+     "training pairs, got 60 + 40."),
+    ("test", 0, 5, "split: test is empty with test_percent 0; raise test_percent or pick "
+     "another split."),
+])
+def test_split_pairs_errors(split, test_percent, validation_percent, message):
+    from keras_attention.data import memory_pairs
+    from keras_attention.data.readers import split_pairs
+
+    with pytest.raises(ValueError) as error:
+        split_pairs(memory_pairs([("a", "b")]), split, test_percent, validation_percent)
+    assert str(error.value) == message

@@ -90,7 +90,8 @@ def test_python_construction_validates():
     ({**DATES, "training": {"zzz": 1}}, (),
      "unknown key 'training.zzz' in {path}; known keys: training.epochs, "
      "training.label_smoothing, training.precision, training.jit_compile, training.seed, "
-     "training.distribution, training.early_stopping_patience."),
+     "training.distribution, training.early_stopping_patience, training.max_steps, "
+     "training.time_limit_minutes."),
     ({**DATES, "training": {"epochs": "three"}}, (),
      "training.epochs must be an integer, got 'three'."),
     (DATES, ("training.epochs=three",), "training.epochs must be an integer, got 'three'."),
@@ -108,7 +109,8 @@ def test_python_construction_validates():
      "got 'float16'."),
     (DATES, ("task=qa",), "task must be one of translation, summarization; got 'qa'."),
     (DATES, ("model.preset=huge",),
-     "model.preset: unknown preset 'huge'; choose one of ['base', 'small', 'tiny']."),
+     "model.preset: unknown preset 'huge'; choose one of ['base', 'small', 'summarization', "
+     "'tiny']."),
     (DATES, ("model.changes.hidden_dim=30",),
      "model.changes: hidden_dim=30 must be divisible by num_heads=4."),
     (DATES, ("model.changes.encoder_vocabulary_size=30",),
@@ -147,6 +149,36 @@ def test_python_construction_validates():
     (DATES, ("training.early_stopping_patience=2",),
      "training.early_stopping_patience needs data.validation; add a validation corpus or "
      "remove early_stopping_patience."),
+    (DATES, ("training.max_steps=0",), "training.max_steps must be a positive integer, got 0."),
+    (DATES, ("training.time_limit_minutes=-1",),
+     "training.time_limit_minutes must be positive or null, got -1.0."),
+    (DATES, ("training.time_limit_minutes=soon",),
+     "training.time_limit_minutes must be a number or null, got 'soon'."),
+    (DATES, ("training.time_limit_minutes=5", "training.distribution=multi_worker"),
+     "training.time_limit_minutes cannot bound a multi_worker run (each worker's clock would "
+     "stop it at another step); use max_steps instead."),
+    (DATES, ("data.train.split=dev",),
+     "data.train.split must be one of train, validation, test; got 'dev'."),
+    (DATES, ("data.train.split=train", "data.train.test_percent=101"),
+     "data.train.test_percent must be an integer in [0, 100), got 101."),
+    (DATES, ("data.test.format=dates", "data.test.split=test", "data.test.test_percent=0"),
+     "data.test.split: test is empty with test_percent 0; raise test_percent or pick "
+     "another split."),
+    (DATES, ("data.train.split=train", "data.test.format=dates", "data.test.size=50"),
+     "data.test reads the same file as data.train but has no split; set data.test.split so "
+     "no pair is in both."),
+    (DATES, ("data.train.split=test", "data.test.format=dates", "data.test.size=50",
+             "data.test.split=test"),
+     "data.test and data.train both read split test of the same file; give data.test "
+     "another split."),
+    (DATES, ("data.train.split=train", "data.validation.format=dates",
+             "data.validation.size=50", "data.validation.split=validation",
+             "data.validation.validation_percent=5"),
+     "data.validation.validation_percent=5 differs from data.train.validation_percent=2 on "
+     "the same file; use one holdout for both."),
+    (DATES, ("model.preset=summarization", "model.changes.max_sequence_length=256"),
+     "model preset 'summarization' shares one embedding between source and target "
+     "(share_embeddings), so it needs one vocabulary; set vocabulary.shared: true."),
     (DATES, ("training=3",), "training must be a mapping, got 3."),
     (DATES, ("training.epochs=3", "training.epochs.x=1"),
      "cannot set 'training.epochs.x': 'training.epochs' is a value, not a section."),
@@ -196,3 +228,82 @@ def test_recipe_loads():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     config = load_config(os.path.join(root, "recipes", "dates.yaml"))
     assert config.data.train.format == "dates" and config.model.preset == "tiny"
+
+
+def test_test_corpus_and_hash_splits_of_one_file(tmp_path):
+    lines = [f"sentence {i}\tfrase {i}" for i in range(300)]
+    (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n")
+    corpus = {"format": "tsv", "path": str(tmp_path / "pairs.tsv"), "test_percent": 10,
+              "validation_percent": 10}
+    config = config_from_dict({"data": {
+        "train": dict(corpus, split="train"), "validation": dict(corpus, split="validation"),
+        "test": dict(corpus, split="test", limit=5)}})
+    splits = {name: list(getattr(config.data, name).pairs())
+              for name in ("train", "validation")}
+    whole = CorpusConfig(**corpus)  # no split: every pair
+    test_all = list(CorpusConfig(**dict(corpus, split="test")).pairs())
+    assert sorted(splits["train"] + splits["validation"] + test_all) == sorted(whole.pairs())
+    assert min(len(p) for p in (*splits.values(), test_all)) > 10
+    assert list(config.data.test.pairs()) == test_all[:5]
+    assert config.data.test.files == config.data.train.files
+    # The same file without split and a holdout, or two different files, are fine.
+    config_from_dict({"data": {"train": corpus, "validation": dict(corpus, limit=3)}})
+
+
+def recipe_paths():
+    import glob
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return sorted(glob.glob(os.path.join(root, "recipes", "*.yaml")))
+
+
+def test_the_real_task_recipes_are_there():
+    import os
+
+    names = {os.path.basename(path) for path in recipe_paths()}
+    assert {"dates.yaml", "multi30k_en_de.yaml", "tatoeba_en_es.yaml", "samsum.yaml",
+            "aeslc.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", recipe_paths(), ids=lambda p: p.rsplit("/", 1)[-1])
+def test_every_recipe_loads_and_names_existing_corpora(path, monkeypatch):
+    import os
+
+    # Recipes name ../shared/data relative to the repository root.
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(path)))
+    config = load_config(path)  # validates; raises FileNotFoundError on a missing corpus
+    text = open(path, encoding="utf-8").read()
+    assert text.startswith("#") and f"--config recipes/{os.path.basename(path)}" in text
+    corpora = [c for c in (config.data.train, config.data.validation, config.data.test) if c]
+    for corpus in corpora:
+        for name in ("source", "target", "path"):
+            if getattr(corpus, name) is not None:
+                assert os.path.exists(getattr(corpus, name))
+    if config.data.train.format == "dates":
+        return
+    assert config.data.validation is not None and config.data.test is not None
+    assert f"benchmarks/quality.py --recipe recipes/{os.path.basename(path)}" in text
+    assert config.data.test.files != config.data.train.files or config.data.test.split == "test"
+    if config.task == "summarization":
+        model = config.model.transformer_config(8000, 8000)
+        assert config.batching.too_long == "truncate"
+        # Test and validation decoding truncate at the model's limit: the same as training.
+        assert model.max_sequence_length == config.batching.max_source_tokens
+        assert model.share_embeddings and config.vocabulary.shared
+        assert config.model.preset == "summarization"
+
+
+def test_aeslc_recipe_tests_on_the_validation_file_and_validates_on_a_train_holdout(
+        monkeypatch):
+    import os
+
+    path = next(p for p in recipe_paths() if p.endswith("aeslc.yaml"))
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(path)))
+    config = load_config(path)
+    assert config.data.test.path.endswith("aeslc/validation.jsonl.gz")
+    assert config.data.test.split is None
+    assert (config.data.train.split, config.data.validation.split) == ("train", "validation")
+    assert config.data.validation.pairs().scan().pairs == 743
+    copy = load_config(path, ["model.changes.copy_attention=true"])
+    assert copy.model.transformer_config(8000, 8000).copy_attention is True
