@@ -2,11 +2,14 @@
 
 For a trained model folder (``save_trained_model``): exports, into a temporary
 folder, the greedy string-in/string-out SavedModel (``TextToTextModule``) and
-the greedy ids-in/ids-out TFLite file in float32, float16 and dynamic-range
-int8 (``export_tflite``), then reports
+the greedy ids-in/ids-out TFLite file in float32, float16, dynamic-range
+int8 and int8 with tied tables stored once (``export_tflite``) and, when the
+tokenizers allow it (SentencePiece unigram), the float32 string -> string
+TFLite file (``export_tflite_text``, ``tflite_text_fp32``: batch 1 only;
+otherwise ``export_errors`` says why), then reports
 
 - ``sizes``: bytes of the SavedModel folder and of each ``.tflite`` file, with
-  ratios to TFLite float32 (goals: float16 <= 0.55x, dynamic <= 0.3x);
+  ratios to TFLite float32 (goals: float16 <= 0.55x, dynamic and int8 <= 0.3x);
 - ``latency_ms_per_sentence`` at batch 1 and batch 32 of the in-memory Keras
   model (``TextGenerator``, greedy), the SavedModel (``SavedModelTranslator``)
   and each TFLite file (``TFLiteGreedy``), all warm (every timed call is run
@@ -51,6 +54,11 @@ from keras_attention.export import (  # noqa: E402
     export_saved_model,
     export_tflite,
 )
+from keras_attention.export.tflite_text import (  # noqa: E402
+    TFLiteText,
+    export_tflite_text,
+    text_model_problem,
+)
 from keras_attention.models.saving import load_trained_model  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -58,9 +66,13 @@ DEFAULT_SOURCE = os.path.join(DATA, "multi30k", "test_2016_flickr.en.gz")
 DEFAULT_REFERENCES = os.path.join(DATA, "multi30k", "test_2016_flickr.de.gz")
 QUICK_SENTENCES = 20
 BATCH_SIZES = (1, 32)
-QUANTIZATIONS = ("none", "float16", "dynamic")
-TFLITE_NAMES = {"none": "tflite_fp32", "float16": "tflite_float16", "dynamic": "tflite_dynamic"}
-GOALS = {"float16_size_ratio": 0.55, "dynamic_size_ratio": 0.3, "bleu_drop": 0.5}
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_NAMES = {"none": "tflite_fp32", "float16": "tflite_float16", "dynamic": "tflite_dynamic",
+                "int8": "tflite_int8"}
+# The string -> string TFLite file (tokenizers inside), float32, batch 1 only.
+TEXT_NAME = "tflite_text_fp32"
+GOALS = {"float16_size_ratio": 0.55, "dynamic_size_ratio": 0.3, "int8_size_ratio": 0.3,
+         "bleu_drop": 0.5}
 
 
 def progress(message):
@@ -159,6 +171,16 @@ def export_all(trained, directory, max_length):
             progress(f"TFLite ({quantize}) failed: {errors[name]}")
             continue
         seconds[name] = time.perf_counter() - started
+    problem = text_model_problem(trained)
+    if problem:
+        errors[TEXT_NAME] = problem
+        progress(f"no string TFLite model: {problem}")
+    else:
+        progress("exporting the string -> string TFLite model")
+        started = time.perf_counter()
+        paths[TEXT_NAME] = export_tflite_text(
+            trained, os.path.join(directory, f"{TEXT_NAME}.tflite"), max_length)
+        seconds[TEXT_NAME] = time.perf_counter() - started
     return paths, seconds, errors
 
 
@@ -255,11 +277,14 @@ def main():
         for name in tflite_names:
             texts = TFLiteTexts(paths[name], trained.source_tokenizer, trained.target_tokenizer)
             runners[name] = lambda batch_size, texts=texts: texts
+        if TEXT_NAME in paths:
+            text_model = TFLiteText(paths[TEXT_NAME])
+            runners[TEXT_NAME] = lambda batch_size: text_model
 
         latency, outputs = {}, {}
         for name, make in runners.items():
             latency[name] = {}
-            for batch_size in BATCH_SIZES:
+            for batch_size in BATCH_SIZES if name != TEXT_NAME else BATCH_SIZES[:1]:
                 progress(f"timing {name} at batch {batch_size}")
                 ms, texts = timed(make(batch_size), sources, batch_size)
                 latency[name][f"batch_{batch_size}"] = round(ms, 3)
@@ -280,7 +305,7 @@ def main():
             "score": round(result.score, 2),
             "signature": result.signature,
             "same_as_keras": sum(a == b for a, b in zip(by_batch[1], keras_outputs)),
-            "batch_1_equals_batch_32": by_batch[1] == by_batch[32],
+            "batch_1_equals_batch_32": by_batch[1] == by_batch[32] if 32 in by_batch else None,
         }
     report["bleu"] = scores
     report["bleu_outputs"] = "batch 1 outputs; same_as_keras counts identical sentences"

@@ -1,6 +1,7 @@
 """``keras-attention export``: a trained model folder -> a versioned,
 string-in/string-out SavedModel for TF Serving (greedy or beam search in the
-graph), or a TFLite greedy ids -> ids model (``--format tflite``)."""
+graph), or a TFLite greedy model (``--format tflite``): string -> string
+with TF Text custom ops when the tokenizers allow it, else ids -> ids."""
 
 import json
 import os
@@ -12,7 +13,8 @@ import click
 from cli.errors import user_errors
 
 FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("none", "float16", "dynamic")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+TFLITE_IO = ("text", "ids")
 
 
 def _check_in_fresh_process(export_path, probes, expected):
@@ -66,14 +68,20 @@ def _check_in_fresh_process(export_path, probes, expected):
 @click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="Most inputs per request; larger batches fail with a clear error.")
 @click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=None,
-              help="TFLite weights: float32, float16 or int8 dynamic range "
-                   "(--format tflite).  [default: none]")
+              help="TFLite weights: float32, float16, int8 as the converter's dynamic "
+                   "range, or int8 with every weight stored once (smallest; tied "
+                   "embeddings once) (--format tflite).  [default: none]")
+@click.option("--io", "tflite_io", type=click.Choice(TFLITE_IO), default=None,
+              help="TFLite model inputs/outputs: text (a string in, its translation out; "
+                   "tokenizers inside as TF Text custom ops; SentencePiece unigram "
+                   "tokenizers without lowercase/normalization) or ids (ids in, ids out, "
+                   "builtin ops only).  [default: text when the tokenizers allow it, else ids]")
 @click.option("--probe", "probes", multiple=True,
               help="Input to check after exporting: the export, reloaded in a fresh "
                    "process, must give the in-memory model's output (repeatable).")
 @user_errors
 def export(model_path, output_dir, version, export_format, strategy, beam_size,
-           length_penalty, n_best, max_length, max_batch_size, quantize, probes):
+           length_penalty, n_best, max_length, max_batch_size, quantize, tflite_io, probes):
     """Export a trained model: a SavedModel (strings in, strings out) or TFLite.
 
     Tokenization, the encoder, cached greedy or beam search and
@@ -82,17 +90,22 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
 
-    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search, source
-    ids (1, max_sequence_length) -> generated ids (1, --max-length), TFLite
-    builtin ops only) with the tokenizers and keras_attention.json beside it.
+    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search) with
+    the tokenizers and keras_attention.json beside it: with --io text a
+    string (1,) -> {outputs (1,), ids} model whose tokenizers run as TF Text
+    custom ops (register tensorflow_text's TFLite ops in the interpreter);
+    with --io ids source ids (1, max_sequence_length) -> generated ids
+    (1, --max-length), TFLite builtin ops only, tokenizing in the app.
 
     \b
     Examples:
       keras-attention export --model runs/dates/model --output saved_models/dates
       keras-attention export --model runs/de-en/model --output saved_models/de-en \\
         --version 2 --beam-size 4 --length-penalty 0.6 --n-best 4 --probe "ein Haus"
+      keras-attention export --model runs/de-en/model --output tflite/de-en \\
+        --format tflite --quantize int8 --probe "ein Haus"
       keras-attention export --model runs/dates/model --output tflite/dates \\
-        --format tflite --quantize dynamic --probe "5 apr 1917"
+        --format tflite --io ids --quantize dynamic --probe "5 apr 1917"
     """
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
@@ -106,10 +119,11 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
                 "--format tflite exports greedy search only; drop --strategy/--beam-size/"
                 "--n-best/--length-penalty or use --format saved_model.")
         return _export_tflite(model_path, output_dir, version, config, quantize or "none",
-                              probes)
-    if quantize is not None:
-        raise click.UsageError("--quantize applies to --format tflite; drop it or add "
-                               "--format tflite.")
+                              tflite_io, probes)
+    for value, flag in ((quantize, "--quantize"), (tflite_io, "--io")):
+        if value is not None:
+            raise click.UsageError(f"{flag} applies to --format tflite; drop it or add "
+                                   "--format tflite.")
 
     import tensorflow as tf
 
@@ -141,27 +155,32 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     )
 
 
-def _export_tflite(model_path, output_dir, version, config, quantize, probes):
+def _export_tflite(model_path, output_dir, version, config, quantize, tflite_io, probes):
     from keras_attention.export import next_version
-    from keras_attention.export.tflite import (
-        MODEL_FILE,
-        compare_with_model,
-        export_tflite_folder,
-    )
+    from keras_attention.export.tflite import MODEL_FILE, export_tflite_folder
+    from keras_attention.export.tflite_text import compare_text_with_model, text_model_problem
     from keras_attention.models import load_trained_model
 
     trained = load_trained_model(model_path)
+    problem = text_model_problem(trained)
+    if tflite_io is None:
+        tflite_io = "ids" if problem else "text"
+        if problem:
+            click.echo(f"no string -> string TFLite model: {problem}; writing the ids -> ids one")
+    elif tflite_io == "text" and problem:
+        raise ValueError(problem)
     max_output_length = config.max_length or trained.model.config.max_sequence_length - 1
     version = next_version(output_dir) if version is None else version
     if isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (the version folder), got {version!r}.")
     folder = export_tflite_folder(trained, os.path.join(output_dir, str(version)),
-                                  max_output_length, quantize=quantize)
+                                  max_output_length, quantize=quantize, io=tflite_io)
     path = os.path.join(folder, MODEL_FILE)
-    click.echo(f"exported greedy search ({trained.task}, quantize {quantize}, "
+    kind = "string -> string" if tflite_io == "text" else "ids -> ids"
+    click.echo(f"exported {kind} greedy search ({trained.task}, quantize {quantize}, "
                f"{os.path.getsize(path)} bytes) to {path}")
     if probes:
-        outputs, expected = compare_with_model(trained, path, list(probes))
+        outputs, expected = compare_text_with_model(trained, path, list(probes))
         same = sum(a == b for a, b in zip(outputs, expected))
         if quantize == "none" and same < len(probes):
             raise click.ClickException(

@@ -21,13 +21,13 @@ prepared text exactly, spacing included; what cannot come back:
 ``load`` does not know how the file was built: pass it the ``lowercase`` and
 ``normalization`` that ``build`` used.
 
-TFLite: only ``FastWordpieceTokenizer`` has a TFLite kernel here (TF Text's
-registrar). The WordPiece pre-split and both detokenizers use core TF string
-ops (``StaticRegexReplace``, ``StringSplitV2``, ``StringJoin``, ``Substr``,
-``UnsortedSegmentJoin``...), which convert only as Select TF ops (the Flex
-delegate); ``NormalizeUTF8`` and the SentencePiece ops are TF Text kernels
-that the stock Flex delegate lacks (TF Text's ``FastSentencepieceTokenizer``
-has a TFLite kernel and matches unigram models, not BPE ones).
+TFLite: these tokenizers' own ops do not run in TFLite (the WordPiece
+pre-split and both detokenizers use core TF string ops that convert only as
+Select TF ops; ``NormalizeUTF8`` and the SentencePiece ops are TF Text kernels
+that the stock Flex delegate lacks). A SentencePiece *unigram* model without
+lowercasing or normalization does: ``keras_attention.export.tflite_text``
+rebuilds it as TF Text's ``FastSentencepieceTokenizer`` (a TFLite custom op)
+for the string -> string TFLite export; other tokenizers export ids -> ids.
 """
 
 import collections

@@ -17,14 +17,28 @@ which Keras computes with a bitwise op TFLite lacks. Tokenization stays with
 the caller (the model folder's tokenizers).
 
 ``quantize``: ``none`` (float32), ``float16`` (weights stored as float16,
-about half the size) or ``dynamic`` (int8 weights, dynamic-range
-quantization, about a quarter); quantized files may pick a different token
-where two are nearly tied.
+about half the size), ``dynamic`` (the converter's dynamic-range
+quantization: int8 weights, float activations) or ``int8`` (``dynamic``
+with every int8 weight stored once: the converter keeps a tied
+embedding/output table twice, a per-tensor copy for ``GATHER`` and a
+per-channel one for the output layer, and ``share_quantized_tables`` points
+the gathers at the per-channel one; 0.26x of float32 for the tied ``small``
+preset against 0.34x). Full-integer quantization (int8 activations from a
+representative dataset) is not offered: TensorFlow 2.21's calibrator
+crashes (segmentation fault) on the decoding ``WHILE`` loop. Quantized
+files may pick a different token where two are nearly tied.
+
+Runtimes: LiteRT (``ai_edge_litert``) and ``tf.lite.Interpreter``. The
+latter, like older runtimes on phones, slices at most 5-D tensors, so the
+6-D key/value cache is carried one 5-D tensor per layer (``PerLayerSteps``).
+The string -> string model (tokenizers inside) is in ``tflite_text``.
 """
 
+import importlib
 import json
 import os
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 
@@ -42,7 +56,7 @@ from keras_attention.decoding.greedy import token_search
 from keras_attention.decoding.processors import decoding_processors
 from keras_attention.models.saving import TrainedModel
 
-QUANTIZATIONS = ("none", "float16", "dynamic")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 SOURCE_IDS_NAME = "source_ids"
 IDS_NAME = "ids"
 SIGNATURE_KEY = "serving_default"
@@ -54,6 +68,53 @@ def tflite_argmax_pick(scores, tokens, index):
     """Greedy choice with TFLite's ``ARG_MAX`` (``keras.ops.argmax`` adds a
     bitwise op for signed zeros that TFLite has no kernel for)."""
     return tf.math.argmax(scores, axis=-1, output_type=tf.int32)
+
+
+# Cache entries with a layer axis: ``(batch, layers, ...)``, 6-D.
+_PER_LAYER_ENTRIES = ("self_attention", "cross_attention")
+
+
+class _LayerTuple:
+    """A tuple of per-layer tensors that reads like the 6-D cache entry it
+    replaces: ``entry[:, i]`` is layer ``i``."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def __getitem__(self, key):
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
+            raise TypeError(f"a per-layer cache entry is read as entry[:, layer], got {key!r}.")
+        return self.layers[key[1]]
+
+
+class PerLayerSteps:
+    """``cached_steps(model)`` with the 6-D cache entries (``(batch, layers,
+    2, length, heads, head_dim)``) kept as one 5-D tensor per layer.
+
+    TFLite runtimes older than LiteRT (``tf.lite.Interpreter``, and phones
+    that ship one) slice at most 5-D tensors (``STRIDED_SLICE``); the model's
+    ``decode_step`` reads layer ``i`` as ``cache[:, i]``. Given a
+    ``_LayerTuple`` there, that read is a plain pick; the new 6-D
+    self-attention cache it stacks is split back with ``UNPACK``, which
+    every runtime handles. The model's own step runs unchanged.
+    """
+
+    def __init__(self, model):
+        self.steps = cached_steps(model)
+
+    def start(self, source_ids, length):
+        state = self.steps.start(source_ids, length)
+        return {key: tuple(tf.unstack(value, axis=1)) if key in _PER_LAYER_ENTRIES else value
+                for key, value in state.items()}
+
+    def next(self, tokens, state, index):
+        cache = {key: _LayerTuple(value) if key in _PER_LAYER_ENTRIES else value
+                 for key, value in state.items()}
+        logits, new = self.steps.next(tokens, cache, index)
+        for key in _PER_LAYER_ENTRIES:
+            new[key] = state[key] if isinstance(new[key], _LayerTuple) \
+                else tuple(tf.unstack(new[key], axis=1))
+        return logits, new
 
 
 def _positive_int(value, name):
@@ -93,14 +154,15 @@ class GreedyIdsModule(tf.Module):
         self.max_output_length = max_output_length
         self.config = DecodingConfig(max_length=max_output_length)
         self.ids = tf.function(
-            self._ids,
+            self.search,
             input_signature=[tf.TensorSpec([1, max_source_length], tf.int32,
                                            name=SOURCE_IDS_NAME)],
         )
 
-    def _ids(self, source_ids):
+    def search(self, source_ids):
+        """``{"ids": (1, max_output_length) int32}`` for padded source ids."""
         length = self.max_output_length
-        steps = cached_steps(self.model)
+        steps = PerLayerSteps(self.model)
         state = steps.start(source_ids, length + 1)
         limits = sentence_limits(source_ids, self.config, length)
         tokens, scores = token_search(
@@ -112,19 +174,95 @@ class GreedyIdsModule(tf.Module):
         return {IDS_NAME: ids[:, 0]}
 
 
-def convert(module, quantize="none"):
-    """The ``.tflite`` bytes of a ``GreedyIdsModule`` (builtin ops only)."""
+def _check_quantize(quantize):
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [module.ids.get_concrete_function()], module
-    )
+
+
+def converter_for(concrete_function, module, quantize="none"):
+    """A ``TFLiteConverter`` for ``concrete_function`` (of ``module``) with
+    builtin ops only and the optimizations ``quantize`` asks for."""
+    _check_quantize(quantize)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    return converter
+
+
+def finish(flatbuffer, quantize):
+    """The converter's output, with ``share_quantized_tables`` for ``int8``."""
+    return share_quantized_tables(flatbuffer) if quantize == "int8" else flatbuffer
+
+
+def convert(module, quantize="none"):
+    """The ``.tflite`` bytes of a ``GreedyIdsModule`` (builtin ops only)."""
+    converter = converter_for(module.ids.get_concrete_function(), module, quantize)
+    return finish(converter.convert(), quantize)
+
+
+def _schema():
+    return importlib.import_module("tensorflow.lite.python.schema_py_generated")
+
+
+def _dequantized(tensor, data):
+    """The float values of a constant int8 ``tensor`` (per-tensor or per-channel)."""
+    q = tensor.quantization
+    values = np.frombuffer(bytes(data), np.int8).reshape(tensor.shape).astype(np.float32)
+    scale = np.asarray(q.scale, np.float32)
+    zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0], np.float32)
+    if scale.size > 1:
+        shape = [1] * values.ndim
+        shape[q.quantizedDimension] = scale.size
+        scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.size > 1 else zero
+    return (values - zero) * scale
+
+
+def share_quantized_tables(flatbuffer):
+    """``flatbuffer`` with each per-tensor int8 constant that feeds a
+    ``DEQUANTIZE`` replaced by a per-channel int8 constant of the same float
+    tensor, when the file has one (a tied embedding table: the gathers then
+    read the output layer's int8 copy). "The same float tensor": same shape,
+    and the two dequantize to values within half a step of each other's
+    quantization. Unused buffers are emptied. Returns the new bytes."""
+    schema = _schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(flatbuffer), 0))
+    dequantize = {i for i, code in enumerate(model.operatorCodes)
+                  if max(code.builtinCode, code.deprecatedBuiltinCode)
+                  == schema.BuiltinOperator.DEQUANTIZE}
+
+    def constant_int8(tensor):
+        data = model.buffers[tensor.buffer].data
+        return (tensor.type == schema.TensorType.INT8 and data is not None and len(data) > 0
+                and tensor.quantization is not None and tensor.quantization.scale is not None)
+
+    per_channel = [t for g in model.subgraphs for t in g.tensors
+                   if constant_int8(t) and len(t.quantization.scale) > 1]
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if op.opcodeIndex not in dequantize:
+                continue
+            tensor = graph.tensors[op.inputs[0]]
+            if not constant_int8(tensor) or len(tensor.quantization.scale) != 1:
+                continue
+            values = _dequantized(tensor, model.buffers[tensor.buffer].data)
+            for other in per_channel:
+                if list(other.shape) != list(tensor.shape):
+                    continue
+                other_values = _dequantized(other, model.buffers[other.buffer].data)
+                step = tensor.quantization.scale[0] + np.max(other.quantization.scale)
+                if np.max(np.abs(values - other_values)) <= 0.5 * step * 1.001:
+                    tensor.buffer, tensor.quantization = other.buffer, other.quantization
+                    break
+    used = {t.buffer for g in model.subgraphs for t in g.tensors}
+    for index, buffer in enumerate(model.buffers):
+        if index not in used:
+            buffer.data = None
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def float32_copy(model):
@@ -155,37 +293,56 @@ def export_tflite(trained_or_model, path, max_source_length, max_output_length,
     """
     model = trained_or_model.model if isinstance(trained_or_model, TrainedModel) \
         else trained_or_model
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    _check_quantize(quantize)
     module = GreedyIdsModule(float32_copy(model), max_source_length, max_output_length)
     write_atomically(path, convert(module, quantize))
     return path
 
 
-def _interpreter(path):
-    """A LiteRT interpreter (``ai_edge_litert``), else TensorFlow's own."""
+def interpreter_classes():
+    """The interpreter classes that can run the exports, LiteRT's first:
+    ``ai_edge_litert``'s and TensorFlow's ``InterpreterWithCustomOps``
+    (``tf.lite.Interpreter`` plus custom op registration)."""
+    classes = []
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import InterpreterWithCustomOps
+        classes.append(InterpreterWithCustomOps)
     except ImportError:
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=path)
+        pass
+    classes.append(importlib.import_module(
+        "tensorflow.lite.python.interpreter").InterpreterWithCustomOps)
+    return classes
+
+
+def load_interpreter(path, interpreter_class=None, text_ops=False):
+    """An interpreter for the ``.tflite`` file ``path``: ``interpreter_class``
+    or the first of ``interpreter_classes()``; ``text_ops`` registers TF
+    Text's TFLite kernels (the string -> string model needs them)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"TFLite model '{path}' not found; write one with "
+            "'keras-attention export --format tflite'."
+        )
+    interpreter_class = interpreter_class or interpreter_classes()[0]
+    registerers = []
+    if text_ops:
+        import tensorflow_text
+
+        registerers = tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS
+    return interpreter_class(model_path=path, custom_op_registerers=registerers)
 
 
 class TFLiteGreedy:
-    """Runs an ``export_tflite`` file on source ids.
+    """Runs an ``export_tflite`` file on source ids (``interpreter_class``:
+    as for ``load_interpreter``).
 
     ``TFLiteGreedy(path)(source_ids)``: ``source_ids`` int ``(batch, length)``
     with ``length <= max_source_length`` and PAD = 0 -> int32 ``(batch,
     max_output_length)`` generated ids, one interpreter call per row.
     """
 
-    def __init__(self, path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"TFLite model '{path}' not found; write one with "
-                "'keras-attention export --format tflite'."
-            )
-        self.interpreter = _interpreter(path)
+    def __init__(self, path, interpreter_class=None):
+        self.interpreter = load_interpreter(path, interpreter_class)
         self._run = self.interpreter.get_signature_runner(SIGNATURE_KEY)
         details = self._run.get_input_details()[SOURCE_IDS_NAME]
         self.max_source_length = int(details["shape"][1])
@@ -206,48 +363,79 @@ class TFLiteGreedy:
         return np.stack(rows) if rows else np.zeros((0, self.max_output_length), np.int32)
 
 
-def export_tflite_folder(trained, directory, max_output_length, quantize="none"):
-    """Write ``directory/`` (atomically) with ``model.tflite`` (the source
-    length is the model's ``max_sequence_length``), the source and target
-    tokenizers (``source.json``, ``target.json`` and their vocabularies, for
-    the client's tokenization) and ``keras_attention.json`` (lengths,
-    quantization, input/output names). Returns ``directory``."""
+TFLITE_IO = ("text", "ids")
+
+
+def export_tflite_folder(trained, directory, max_output_length, quantize="none", io="ids"):
+    """Write ``directory/`` (atomically) with ``model.tflite``, the source
+    and target tokenizers (``source.json``, ``target.json`` and their
+    vocabularies or models) and ``keras_attention.json`` (lengths,
+    quantization, input/output names). Returns ``directory``.
+
+    ``io``: ``"ids"`` (``export_tflite``, source length the model's
+    ``max_sequence_length``; the app tokenizes with the saved tokenizers)
+    or ``"text"`` (``tflite_text.export_tflite_text``: strings in and out).
+    """
+    from keras_attention.export.tflite_text import INPUTS_NAME, OUTPUTS_NAME, export_tflite_text
+
+    if io not in TFLITE_IO:
+        raise ValueError(f"io must be one of {TFLITE_IO}, got {io!r}.")
     max_source_length = trained.model.config.max_sequence_length
     with atomic_directory(directory) as tmp:
-        export_tflite(trained, os.path.join(tmp, MODEL_FILE), max_source_length,
-                      max_output_length, quantize=quantize)
+        path = os.path.join(tmp, MODEL_FILE)
+        ids_output = f"int32 (1, {max_output_length}), END then PAD"
+        if io == "text":
+            export_tflite_text(trained, path, max_output_length, quantize=quantize)
+            inputs = {INPUTS_NAME: "string (1,), UTF-8; tokens past max_source_length are cut"}
+            outputs = {OUTPUTS_NAME: "string (1,)", IDS_NAME: ids_output}
+        else:
+            export_tflite(trained, path, max_source_length, max_output_length, quantize=quantize)
+            inputs = {SOURCE_IDS_NAME: f"int32 (1, {max_source_length}), PAD = 0"}
+            outputs = {IDS_NAME: ids_output}
         save_tokenizer(trained.source_tokenizer, tmp, "source")
         save_tokenizer(trained.target_tokenizer, tmp, "target")
+        versions = {"tensorflow": tf.__version__}
+        if io == "text":
+            import tensorflow_text
+
+            versions["tensorflow_text"] = tensorflow_text.__version__
         info = {
             "format": "tflite",
+            "io": io,
+            "custom_ops": "tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS"
+            if io == "text" else None,
             "task": trained.task,
             "decoding": "greedy",
             "quantize": quantize,
             "max_source_length": max_source_length,
             "max_output_length": max_output_length,
-            "inputs": {SOURCE_IDS_NAME: f"int32 (1, {max_source_length}), PAD = 0"},
-            "outputs": {IDS_NAME: f"int32 (1, {max_output_length}), END then PAD"},
-            "versions": {"tensorflow": tf.__version__},
+            "inputs": inputs,
+            "outputs": outputs,
+            "versions": versions,
         }
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2)
     return directory
 
 
-def compare_with_model(trained, path, texts):
-    """Decode ``texts`` with the ``.tflite`` file at ``path`` and in memory
-    (``generate``, greedy); returns ``(tflite_texts, model_texts)``. Inputs
-    longer than the file's source length are cut to it."""
-    runner = TFLiteGreedy(path)
+def model_texts(trained, texts, max_source_length, max_output_length):
+    """In-memory greedy outputs (``generate``) of ``texts``, each cut to
+    ``max_source_length`` tokens as the exports do."""
     ids = trained.source_tokenizer.tokenize(tf.constant(list(texts)))
-    ids = ids[:, : runner.max_source_length].to_tensor(0, shape=[None, runner.max_source_length])
-    ids = ids.numpy()
-    config = DecodingConfig(max_length=runner.max_output_length)
-    expected = generate(trained.model, ids, config).ids.numpy()[:, 0]
-    # All-padding rows give [END] in the export.
-    expected[~ids.any(axis=1)] = np.eye(1, runner.max_output_length, dtype=np.int32) * END_ID
+    ids = ids[:, :max_source_length].to_tensor(0, shape=[None, max_source_length]).numpy()
+    expected = generate(trained.model, ids, DecodingConfig(max_length=max_output_length))
+    expected = expected.ids.numpy()[:, 0]
+    # All-padding rows give [END] in the exports.
+    expected[~ids.any(axis=1)] = np.eye(1, max_output_length, dtype=np.int32) * END_ID
+    return ids, [t.decode("utf-8") for t in trained.target_tokenizer.detokenize(expected).numpy()]
 
-    def decode(rows):
-        return [t.decode("utf-8") for t in trained.target_tokenizer.detokenize(rows).numpy()]
 
-    return decode(runner(ids)), decode(expected)
+def compare_with_model(trained, path, texts):
+    """Decode ``texts`` with the ids -> ids ``.tflite`` file at ``path`` and
+    in memory (``generate``, greedy); returns ``(tflite_texts,
+    model_texts)``. Inputs longer than the file's source length are cut."""
+    runner = TFLiteGreedy(path)
+    ids, expected = model_texts(trained, texts, runner.max_source_length,
+                                runner.max_output_length)
+    outputs = trained.target_tokenizer.detokenize(runner(ids)).numpy()
+    return [t.decode("utf-8") for t in outputs], expected

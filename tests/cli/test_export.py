@@ -12,6 +12,7 @@ from cli.main import main
 from keras_attention.data import date_pairs
 from keras_attention.decoding import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
+from export.conftest import sentencepiece_date_model  # noqa: F401
 
 TEXTS = [source for source, _ in date_pairs(4, seed=78)]
 
@@ -74,6 +75,13 @@ def test_export_beam_search_checks_in_a_fresh_process_and_serves(trained_date_mo
     (["--format", "tflite", "--beam-size", "3"], 2,
      "--format tflite exports greedy search only"),
     (["--format", "tflite", "--version", "0"], 1, "version must be a positive integer"),
+    (["--io", "text"], 2, "--io applies to --format tflite"),
+    (["--format", "tflite", "--io", "text"], 1,
+     "the source tokenizer is a WordTokenizer: no TFLite kernel can run it, so there is no "
+     "string -> string TFLite model; export the ids -> ids model (--io ids) and tokenize in "
+     "the app with the folder's source.json tokenizer."),
+    (["--format", "tflite", "--quantize", "int4"], 2,
+     "'int4' is not one of 'none', 'float16', 'dynamic', 'int8'"),
     (["--format", "tflite", "--max-length", "40"], 1,
      "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])
@@ -99,13 +107,16 @@ def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp
                     "--max-length", "12", "--probe", TEXTS[0], "--probe", TEXTS[1])
     assert result.exit_code == 0, result.output
     path = os.path.join(output, "1", "model.tflite")
-    assert "exported greedy search (translation, quantize none, " in result.output
+    assert "exported ids -> ids greedy search (translation, quantize none, " in result.output
+    # The word/character tokenizers have no TFLite kernel: ids -> ids by default.
+    assert ("no string -> string TFLite model: the source tokenizer is a WordTokenizer"
+            in result.output)
     assert path in result.output
     assert "same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
     with open(os.path.join(output, "1", "keras_attention.json")) as f:
         info = json.load(f)
-    assert (info["format"], info["quantize"], info["max_source_length"],
-            info["max_output_length"]) == ("tflite", "none", 32, 12)
+    assert (info["format"], info["io"], info["quantize"], info["max_source_length"],
+            info["max_output_length"]) == ("tflite", "ids", "none", 32, 12)
     # A client needs only the folder: its tokenizers, the .tflite file.
     source = load_tokenizer(os.path.join(output, "1"), "source")
     target = load_tokenizer(os.path.join(output, "1"), "target")
@@ -117,3 +128,26 @@ def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp
     for probe, text in zip(TEXTS[:2], texts):
         assert f"  {probe!r} -> {text!r}" in result.output
 
+
+
+def test_export_tflite_string_model_by_default_for_sentencepiece(sentencepiece_date_model,
+                                                                 tmp_path):
+    from keras_attention.export.tflite_text import TFLiteText
+
+    trained, folder = sentencepiece_date_model
+    output = str(tmp_path / "lite")
+    result = invoke("export", "--model", folder, "--output", output, "--format", "tflite",
+                    "--max-length", "12", "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    path = os.path.join(output, "1", "model.tflite")
+    assert "exported string -> string greedy search (translation, quantize none, " in result.output
+    assert "same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
+    with open(os.path.join(output, "1", "keras_attention.json")) as f:
+        info = json.load(f)
+    assert (info["io"], info["custom_ops"], sorted(info["inputs"]), sorted(info["outputs"])) == (
+        "text", "tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS", ["inputs"],
+        ["ids", "outputs"])
+    texts = TFLiteText(path)(TEXTS)
+    assert texts == TextGenerator(trained, config=DecodingConfig(max_length=12)).best(TEXTS)
+    for probe, text in zip(TEXTS[:2], texts):
+        assert f"  {probe!r} -> {text!r}" in result.output

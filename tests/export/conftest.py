@@ -61,3 +61,48 @@ def trained_modules(trained_date_model):
                                max_batch_size=SMALL_BATCH)
         for name, config in CONFIGS.items()
     }
+
+
+def build_sentencepiece_date_model(directory):
+    """The tiny preset trained a few seconds on generated dates with
+    SentencePiece unigram tokenizers on both sides (the kind the string ->
+    string TFLite model supports), saved to ``directory``."""
+    import numpy as np
+
+    from keras_attention.data import END_ID, START_ID, SentencePieceTokenizer
+    from keras_attention.models import TrainedModel, save_trained_model
+    from keras_attention.training import sequence_loss
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("float32")
+    pairs = date_pairs(3000, seed=0)
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    source = SentencePieceTokenizer.build(sources[:600], vocabulary_size=120)
+    target = SentencePieceTokenizer.build(targets[:600], vocabulary_size=30)
+    source_ids = source.tokenize(sources).to_tensor(shape=[None, 24]).numpy()
+    target_ids = target.tokenize(targets).to_tensor(shape=[None, 12]).numpy()
+    assert source.tokenize(sources).bounding_shape()[1] <= 24
+    assert target.tokenize(targets).bounding_shape()[1] <= 11
+    decoder_ids = np.concatenate(
+        [np.full((len(pairs), 1), START_ID, "int32"), target_ids[:, :-1]], axis=1)
+    labels = target_ids.copy()
+    labels[np.arange(len(pairs)), (target_ids != 0).sum(axis=1)] = END_ID
+    model = Transformer.from_preset(
+        "tiny", encoder_vocabulary_size=source.vocabulary_size,
+        decoder_vocabulary_size=target.vocabulary_size, max_sequence_length=24)
+    steps = 3 * (len(pairs) // 64)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps, warmup_target=3e-3, warmup_steps=steps // 5)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=sequence_loss())
+    model.fit({"encoder_tokens": source_ids, "decoder_tokens": decoder_ids}, labels,
+              batch_size=64, epochs=3, verbose=0, shuffle=True)
+    trained = TrainedModel(model, source, target, task="translation")
+    save_trained_model(trained, directory)
+    return trained
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_date_model(tmp_path_factory):
+    """``(TrainedModel, folder)`` of ``build_sentencepiece_date_model``."""
+    directory = str(tmp_path_factory.mktemp("sp_date_model") / "model")
+    return build_sentencepiece_date_model(directory), directory

@@ -14,7 +14,12 @@ import tensorflow as tf
 
 from keras_attention.data import date_pairs
 from keras_attention.decoding import DecodingConfig, generate
-from keras_attention.export.tflite import TFLiteGreedy, export_tflite
+from keras_attention.export.tflite import (
+    TFLiteGreedy,
+    export_tflite,
+    _schema,
+    interpreter_classes,
+)
 
 SOURCE_LENGTH = 16
 OUTPUT_LENGTH = 12
@@ -51,7 +56,7 @@ def exports(trained_date_model, tmp_path_factory):
     return {
         quantize: export_tflite(trained, str(folder / f"dates_{quantize}.tflite"),
                                 SOURCE_LENGTH, OUTPUT_LENGTH, quantize=quantize)
-        for quantize in ("none", "float16", "dynamic")
+        for quantize in ("none", "float16", "dynamic", "int8")
     }
 
 
@@ -80,7 +85,8 @@ def test_quantized_files_are_smaller_and_mostly_agree(exports, date_sources, exp
     sizes = {q: os.path.getsize(path) for q, path in exports.items()}
     assert sizes["float16"] <= 0.6 * sizes["none"], sizes
     assert sizes["dynamic"] <= 0.45 * sizes["none"], sizes
-    for quantize in ("float16", "dynamic"):
+    assert sizes["int8"] <= sizes["dynamic"], sizes
+    for quantize in ("float16", "dynamic", "int8"):
         ids = TFLiteGreedy(exports[quantize])(date_sources)
         same = np.mean(np.all(ids == expected_ids, axis=1))
         assert same >= 0.75, (quantize, same)
@@ -125,7 +131,8 @@ def test_written_atomically_over_an_old_file(trained_date_model, exports, tmp_pa
     ((33, 12, "none"), "max_source_length=33 exceeds the model's max_sequence_length 32"),
     ((16, 32, "none"), "max_output_length=32 exceeds what the model can decode (31"),
     ((0, 12, "none"), "max_source_length must be a positive integer, got 0"),
-    ((16, 12, "int4"), "quantize must be one of ('none', 'float16', 'dynamic'), got 'int4'"),
+    ((16, 12, "int4"),
+     "quantize must be one of ('none', 'float16', 'dynamic', 'int8'), got 'int4'"),
 ])
 def test_bad_arguments_are_one_line_errors(trained_date_model, tmp_path, args, message):
     trained, _ = trained_date_model
@@ -156,3 +163,57 @@ def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_source
     mixed.set_weights(trained.model.get_weights())
     path = export_tflite(mixed, str(tmp_path / "mixed.tflite"), SOURCE_LENGTH, OUTPUT_LENGTH)
     np.testing.assert_array_equal(TFLiteGreedy(path)(date_sources), expected_ids)
+
+
+def test_tf_lite_interpreter_gives_litert_ids(exports, date_sources, expected_ids):
+    """TensorFlow's interpreter slices at most 5-D tensors: the per-layer
+    cache keeps the file runnable there, with LiteRT's ids."""
+    litert, tensorflow_lite = interpreter_classes()
+    assert litert.__module__ == "ai_edge_litert.interpreter"
+    assert tensorflow_lite.__module__ == "tensorflow.lite.python.interpreter"
+    for quantize in ("none", "int8"):
+        ids = [TFLiteGreedy(exports[quantize], cls)(date_sources)
+               for cls in (litert, tensorflow_lite)]
+        np.testing.assert_array_equal(ids[0], ids[1])
+    np.testing.assert_array_equal(
+        TFLiteGreedy(exports["none"], tensorflow_lite)(date_sources), expected_ids)
+
+
+def test_int8_stores_a_tied_table_once(tmp_path):
+    """With tied embeddings the converter's dynamic quantization keeps the
+    table twice (a per-tensor int8 copy for GATHER, a per-channel one for
+    the output layer); int8 keeps the per-channel one only."""
+    import keras
+
+    from keras_attention.models import Transformer
+
+    keras.utils.set_random_seed(3)
+    model = Transformer.from_preset(
+        "tiny", encoder_vocabulary_size=2000, decoder_vocabulary_size=2000, num_encoder_layers=1,
+        num_decoder_layers=1, max_sequence_length=8, share_embeddings=True,
+        tie_output_embeddings=True)
+    rows, width = model.decoder_embedding.embeddings.shape
+    table = rows * width
+    paths = {q: export_tflite(model, str(tmp_path / f"{q}.tflite"), 8, 6, quantize=q)
+             for q in ("dynamic", "int8")}
+    assert {q: _table_buffers(p, model.decoder_embedding.embeddings.shape)
+            for q, p in paths.items()} == {"dynamic": 2, "int8": 1}
+    # One int8 copy fewer (1 byte a weight), less the per-channel scales and
+    # zero points (12 bytes a row) the gathers now carry.
+    sizes = {q: os.path.getsize(p) for q, p in paths.items()}
+    assert sizes["dynamic"] - sizes["int8"] >= table - 12 * rows, sizes
+    # Both runtimes read the shared per-channel table the same way.
+    sources = np.array([[5, 6, 7, 0, 0, 0, 0, 0], [9, 10, 11, 12, 13, 14, 15, 16]], np.int32)
+    ids = [TFLiteGreedy(paths["int8"], cls)(sources) for cls in interpreter_classes()]
+    np.testing.assert_array_equal(ids[0], ids[1])
+    assert ids[0].shape == (2, 6)
+
+
+def _table_buffers(path, shape):
+    """How many distinct int8 buffers of the file hold a tensor of ``shape``."""
+    schema = _schema()
+    with open(path, "rb") as f:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(f.read()), 0))
+    return len({t.buffer for g in model.subgraphs for t in g.tensors
+                if list(t.shape) == list(shape) and t.type == schema.TensorType.INT8
+                and model.buffers[t.buffer].data is not None})

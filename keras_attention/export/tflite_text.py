@@ -1,0 +1,208 @@
+"""TFLite export of the whole pipeline: a string in, its greedy translation out.
+
+``export_tflite_text`` puts tokenization, the encoder, the cached greedy
+search of ``tflite.GreedyIdsModule`` and detokenization in one ``.tflite``:
+
+- input ``inputs``: a string ``(1,)`` (UTF-8); tokens past the model's
+  ``max_sequence_length`` are cut, as the SavedModel does;
+- outputs ``outputs``: the detokenized string ``(1,)``, and ``ids``: int32
+  ``(1, max_output_length)`` generated ids (END included, PAD after).
+
+Tokenization uses TF Text's ``FastSentencepieceTokenizer`` ops, which have
+TFLite kernels (custom ops ``TFText>FastSentencepieceTokenize`` /
+``...Detokenize``); everything else is TFLite builtin ops (no Flex delegate).
+Interpreters must register the TF Text ops
+(``tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`` in Python, the
+``tensorflow_text`` TFLite op library on Android/iOS); see
+``saved_models/README.md``.
+
+Only SentencePiece **unigram** tokenizers without ``lowercase`` or
+``normalization`` can be expressed this way: ``FastSentencepieceTokenizer``
+implements unigram segmentation only, and lowercasing, Unicode normalization
+and the WordPiece/word/character splitters need string ops that TFLite has no
+kernel for. For those ``fast_sentencepiece`` raises a one-line error naming
+the fallback: the ids -> ids model (``tflite.export_tflite``) with the
+tokenizers run by the app.
+
+One known difference from the SavedModel: the fast tokenizer treats control
+whitespace (tab, newline...) that the vocabulary lacks as a space where our
+tokenizer gives ``[UNK]``; invalid UTF-8 is not replaced with U+FFFD.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+from sentencepiece import sentencepiece_model_pb2
+
+from keras_attention.atomic import write_atomically
+from keras_attention.data.subword import SentencePieceTokenizer
+from keras_attention.data.tokenizers import END_ID, RESERVED_TOKENS
+from keras_attention.export.tflite import (
+    IDS_NAME,
+    QUANTIZATIONS,
+    SIGNATURE_KEY,
+    GreedyIdsModule,
+    compare_with_model,
+    converter_for,
+    finish,
+    float32_copy,
+    load_interpreter,
+    model_texts,
+)
+from keras_attention.models.saving import TrainedModel
+
+INPUTS_NAME = "inputs"
+OUTPUTS_NAME = "outputs"
+_UNIGRAM = sentencepiece_model_pb2.TrainerSpec.UNIGRAM
+
+
+def fast_sentencepiece(tokenizer, role="source"):
+    """A ``tf_text.FastSentencepieceTokenizer`` that gives ``tokenizer``'s
+    ids and text, or a ``ValueError`` saying why there is none and naming the
+    fallback. ``role`` (``"source"``/``"target"``) goes into the message.
+
+    Our ``SentencePieceTokenizer`` trains its model without SentencePiece's
+    dummy prefix and adds the leading space itself (a string op TFLite lacks);
+    the fast tokenizer is built from the same model with the dummy prefix
+    switched on, which adds that space in the kernel (and drops it when
+    detokenizing), for the same ids.
+    """
+    fallback = ("no TFLite kernel can run it, so there is no string -> string TFLite model; "
+                "export the ids -> ids model (--io ids) and tokenize in the app with the "
+                f"folder's {role}.json tokenizer")
+    if type(tokenizer) is not SentencePieceTokenizer:
+        raise ValueError(f"the {role} tokenizer is a {type(tokenizer).__name__}: {fallback}.")
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(tokenizer.model_proto)
+    if model.trainer_spec.model_type != _UNIGRAM:
+        kind = sentencepiece_model_pb2.TrainerSpec.ModelType.Name(model.trainer_spec.model_type)
+        raise ValueError(f"the {role} tokenizer is a SentencePiece {kind} model (TF Text's "
+                         f"fast kernel implements unigram only): {fallback}.")
+    if tokenizer.lowercase or tokenizer.normalization is not None:
+        raise ValueError(f"the {role} tokenizer lowercases or normalizes text "
+                         f"(lowercase={tokenizer.lowercase}, normalization="
+                         f"{tokenizer.normalization!r}): {fallback}.")
+    model.normalizer_spec.add_dummy_prefix = True
+    return tf_text.FastSentencepieceTokenizer(model.SerializeToString())
+
+
+def text_model_problem(trained):
+    """Why ``trained`` has no string -> string TFLite model (the one-line
+    message of ``fast_sentencepiece``), or ``None`` when it has one."""
+    try:
+        fast_sentencepiece(trained.source_tokenizer, "source")
+        fast_sentencepiece(trained.target_tokenizer, "target")
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+class TextGreedyModule(tf.Module):
+    """The graph ``export_tflite_text`` converts: a string -> its greedy
+    translation (and the generated ids).
+
+    Args:
+        trained: a ``models.TrainedModel`` whose tokenizers pass
+            ``fast_sentencepiece``.
+        max_output_length: generated tokens, END included (at most the
+            model's ``max_sequence_length - 1``).
+    """
+
+    def __init__(self, trained, max_output_length):
+        super().__init__(name="greedy_text")
+        self.source = fast_sentencepiece(trained.source_tokenizer, "source")
+        self.target = fast_sentencepiece(trained.target_tokenizer, "target")
+        model = float32_copy(trained.model)
+        self.target_vocabulary_size = trained.target_tokenizer.vocabulary_size
+        self.greedy = GreedyIdsModule(model, model.config.max_sequence_length,
+                                      max_output_length)
+        self.text = tf.function(
+            self._text, input_signature=[tf.TensorSpec([1], tf.string, name=INPUTS_NAME)])
+
+    def _text(self, inputs):
+        length = self.greedy.max_source_length
+        tokens = self.source.tokenize(inputs).flat_values[:length]
+        source_ids = tf.reshape(tf.pad(tokens, [[0, length - tf.size(tokens)]]), [1, length])
+        ids = self.greedy.search(source_ids)[IDS_NAME]
+        # The target tokenizer's detokenize rule (stop at END, drop reserved
+        # and unknown ids) with dense ops.
+        row = ids[0]
+        before_end = tf.math.cumsum(tf.cast(row == END_ID, tf.int32)) == 0
+        keep = before_end & (row >= len(RESERVED_TOKENS)) & (row < self.target_vocabulary_size)
+        kept = tf.boolean_mask(row, keep)
+        text = self.target.detokenize(
+            tf.RaggedTensor.from_row_splits(kept, tf.stack([0, tf.size(kept)]), validate=False))
+        return {OUTPUTS_NAME: text, IDS_NAME: ids}
+
+
+def convert_text(module, quantize="none"):
+    """The ``.tflite`` bytes of a ``TextGreedyModule``: builtin ops plus the
+    TF Text custom ops."""
+    converter = converter_for(module.text.get_concrete_function(), module, quantize)
+    converter.allow_custom_ops = True
+    return finish(converter.convert(), quantize)
+
+
+def export_tflite_text(trained, path, max_output_length, quantize="none"):
+    """Write the string -> string greedy model of ``trained`` to ``path``
+    (through a temporary file renamed into place).
+
+    Args:
+        trained: a ``models.TrainedModel`` with SentencePiece unigram
+            tokenizers (see ``fast_sentencepiece``).
+        path: the ``.tflite`` file to write.
+        max_output_length: most generated tokens, END included.
+        quantize: one of ``tflite.QUANTIZATIONS``.
+
+    Returns:
+        ``path``.
+    """
+    if not isinstance(trained, TrainedModel):
+        raise TypeError("export_tflite_text needs a TrainedModel (model and tokenizers), "
+                        f"got {type(trained).__name__}; load one with load_trained_model.")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    write_atomically(path, convert_text(TextGreedyModule(trained, max_output_length), quantize))
+    return path
+
+
+class TFLiteText:
+    """Runs an ``export_tflite_text`` file: ``TFLiteText(path)(texts)`` ->
+    the list of translations, one interpreter call per text.
+
+    The interpreter is LiteRT's (``ai_edge_litert``) when installed, else
+    TensorFlow's, with the TF Text ops registered; ``interpreter_class``
+    picks one (an ``InterpreterWithCustomOps`` class).
+    """
+
+    def __init__(self, path, interpreter_class=None):
+        self.interpreter = load_interpreter(path, interpreter_class, text_ops=True)
+        self._run = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+        if INPUTS_NAME not in self._run.get_input_details():
+            raise ValueError(f"'{path}' is an ids -> ids TFLite model, not a string one; run it "
+                             "with TFLiteGreedy and the folder's tokenizers.")
+        self.max_output_length = int(self._run.get_output_details()[IDS_NAME]["shape"][1])
+
+    def ids(self, text):
+        """Generated ids ``(max_output_length,)`` of one text."""
+        return self._run(**{INPUTS_NAME: np.array([text], dtype=object)})[IDS_NAME][0]
+
+    def __call__(self, texts):
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, got one string; wrap it in a list.")
+        return [self._run(**{INPUTS_NAME: np.array([t], dtype=object)})[OUTPUTS_NAME][0]
+                .decode("utf-8") for t in texts]
+
+
+def compare_text_with_model(trained, path, texts):
+    """Decode ``texts`` with the ``.tflite`` file at ``path`` (string or ids
+    model) and in memory (``generate``, greedy); returns ``(tflite_texts,
+    model_texts)``."""
+    interpreter = load_interpreter(path, text_ops=True)
+    inputs = interpreter.get_signature_runner(SIGNATURE_KEY).get_input_details()
+    if INPUTS_NAME not in inputs:
+        return compare_with_model(trained, path, texts)
+    runner = TFLiteText(path)
+    _, expected = model_texts(trained, texts, trained.model.config.max_sequence_length,
+                              runner.max_output_length)
+    return runner(texts), expected
