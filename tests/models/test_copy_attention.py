@@ -23,6 +23,8 @@ from keras_attention.models import (
 from keras_attention.models.transformer import scatter_to_vocabulary
 from keras_attention.training import sequence_loss
 from keras_attention.training.config import ModelConfig
+from models import test_transformer as transformer_tests
+from models.test_transformer import _np
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")
 
@@ -32,30 +34,15 @@ ENCODER_TOKENS = np.array([[5, 7, 5, 9, 0, 0], [3, 9, 4, 0, 0, 0]], dtype="int32
 DECODER_TOKENS = np.array([[1, 10, 11, 12, 13], [1, 14, 15, 0, 0]], dtype="int32")
 
 
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
-
-
 def _inputs(encoder_tokens=ENCODER_TOKENS, decoder_tokens=DECODER_TOKENS):
     return {"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens}
 
 
 def _config(**changes):
-    base = dict(
-        encoder_vocabulary_size=VOCAB,
-        decoder_vocabulary_size=VOCAB,
-        num_encoder_layers=1,
-        num_decoder_layers=2,
-        hidden_dim=16,
-        num_heads=2,
-        intermediate_dim=32,
-        dropout=0.0,
-        max_sequence_length=12,
-        share_embeddings=True,
-        copy_attention=True,
+    """test_transformer's very small model, with one encoder layer and copy."""
+    return transformer_tests._config(
+        **{"num_encoder_layers": 1, "share_embeddings": True, "copy_attention": True, **changes}
     )
-    base.update(changes)
-    return TransformerConfig(**base)
 
 
 def _force_gate(model, bias):

@@ -1,0 +1,463 @@
+"""Train a recipe with Keras' JAX backend on a machine without TensorFlow.
+
+The GPU machines lent to this project carry JAX but no TensorFlow, and
+TensorFlow's wheels are too large to bring along. ``keras_attention``'s layers
+and ``Transformer`` are written in ``keras.ops`` only, so the same model trains
+there under ``KERAS_BACKEND=jax``. This script splits a quality run into three
+steps:
+
+1. ``prepare`` (here, TensorFlow): read the recipe, build its vocabulary,
+   tokenize the training and validation pairs with the recipe's length policy,
+   and write a job folder: ``job.json`` (model config, optimizer, budget) and
+   ``data.npz`` (token ids, no padding).
+2. ``train`` (on the accelerator, no TensorFlow): fixed-shape length buckets
+   (one XLA compilation per bucket), ``model.fit`` for a wall-clock budget,
+   checkpoint averaging over the last epochs; writes one ``.npz`` with the
+   chosen weights (float16, to fit the transfer limit), the per-epoch history
+   and the validation losses of the candidates.
+3. ``finish`` (here, TensorFlow): load the weights into the same model on the
+   TensorFlow backend, save a trained model folder (model + tokenizers),
+   write the history as TensorBoard scalars, and score the recipe's test split
+   with sacreBLEU / ROUGE (``evaluate_test_set``); prints JSON.
+
+    python benchmarks/quality_jax.py prepare --recipe recipes/multi30k_en_de.yaml --job gpu_jobs/m30k
+    KERAS_BACKEND=jax python benchmarks/quality_jax.py train --job gpu_jobs/m30k --minutes 7 --output m30k.npz
+    python benchmarks/quality_jax.py finish --job gpu_jobs/m30k --weights m30k.npz --output runs/m30k_gpu
+"""
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+import types
+
+import numpy as np
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOUNDARIES = (16, 32, 64, 128, 256, 512, 1024)  # one XLA compilation per bucket shape
+PAD_ID, START_ID, END_ID = 0, 1, 2
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Fixed-shape length buckets (numpy only: runs on both machines).
+# ---------------------------------------------------------------------------
+
+def _round_up(value, multiple=8):
+    return int(math.ceil(value / multiple) * multiple)
+
+
+def bucket_shapes(max_source_tokens, max_target_tokens, boundaries=BOUNDARIES):
+    """``(source_width, target_width)`` of each bucket: the ``boundaries``,
+    capped at the length limits (rounded up to 8); the decoder width counts
+    START."""
+    source_cap = _round_up(max_source_tokens)
+    target_cap = _round_up(max_target_tokens + 1)
+    shapes = []
+    for boundary in boundaries:
+        shape = (min(boundary, source_cap), min(boundary, target_cap))
+        if shape not in shapes:
+            shapes.append(shape)
+        if boundary >= max(source_cap, target_cap):
+            break
+    return shapes
+
+
+def assign_buckets(source_lengths, target_lengths, shapes):
+    """Index of the first bucket each pair fits (decoder length = target + 1)."""
+    fits = np.stack([
+        (source_lengths <= s) & (target_lengths + 1 <= t) for s, t in shapes
+    ], axis=1)
+    if not fits.any(axis=1).all():
+        raise ValueError("a pair is longer than the largest bucket; check the length limits.")
+    return fits.argmax(axis=1)
+
+
+class Corpus:
+    """Token ids of one split, unpadded: ``flat`` ids and per-pair lengths."""
+
+    def __init__(self, source_flat, source_lengths, target_flat, target_lengths):
+        self.source_lengths = np.asarray(source_lengths, np.int64)
+        self.target_lengths = np.asarray(target_lengths, np.int64)
+        self.source_offsets = np.concatenate([[0], np.cumsum(self.source_lengths)])
+        self.target_offsets = np.concatenate([[0], np.cumsum(self.target_lengths)])
+        self.source_flat = np.asarray(source_flat, np.int32)
+        self.target_flat = np.asarray(target_flat, np.int32)
+
+    def __len__(self):
+        return len(self.source_lengths)
+
+    def padded_batch(self, rows, source_width, target_width, batch_rows):
+        """``({"encoder_tokens", "decoder_tokens"}, labels)`` of ``rows``,
+        padded to the bucket widths and to ``batch_rows`` rows (all-PAD rows
+        carry no loss)."""
+        encoder = np.zeros((batch_rows, source_width), np.int32)
+        decoder = np.zeros((batch_rows, target_width), np.int32)
+        labels = np.zeros((batch_rows, target_width), np.int32)
+        for i, row in enumerate(rows):
+            source = self.source_flat[self.source_offsets[row]:self.source_offsets[row + 1]]
+            target = self.target_flat[self.target_offsets[row]:self.target_offsets[row + 1]]
+            encoder[i, :len(source)] = source
+            decoder[i, 0] = START_ID
+            decoder[i, 1:len(target) + 1] = target
+            labels[i, :len(target)] = target
+            labels[i, len(target)] = END_ID
+        return {"encoder_tokens": encoder, "decoder_tokens": decoder}, labels
+
+
+def plan_batches(corpus, shapes, batch_tokens, rng=None):
+    """Batches as ``(bucket, rows)``: rows of one bucket, at most
+    ``batch_tokens // max(widths)`` a batch; shuffled when ``rng`` is given."""
+    buckets = assign_buckets(corpus.source_lengths, corpus.target_lengths, shapes)
+    batches = []
+    for bucket, shape in enumerate(shapes):
+        rows = np.flatnonzero(buckets == bucket)
+        if rng is not None:
+            rows = rng.permutation(rows)
+        per_batch = max(1, batch_tokens // max(shape))
+        batches += [(bucket, rows[i:i + per_batch]) for i in range(0, len(rows), per_batch)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+# ---------------------------------------------------------------------------
+# prepare (TensorFlow machine)
+# ---------------------------------------------------------------------------
+
+def _token_ids(pairs_dataset, source_tokenizer, target_tokenizer, batching):
+    """Corpus of a split with the recipe's tokenizers and length policy."""
+    from keras_attention.data import batching as steps
+
+    ids = pairs_dataset.apply(steps.tokenize_batches(source_tokenizer, target_tokenizer))
+    limit = (steps.truncate if batching.too_long == "truncate" else steps.filter_by_length)
+    ids = ids.apply(limit(batching.max_source_tokens, batching.max_target_tokens))
+    sources, targets = [], []
+    for source, target in ids:
+        sources += source.to_list()
+        targets += target.to_list()
+    return Corpus(
+        [i for s in sources for i in s], [len(s) for s in sources],
+        [i for t in targets for i in t], [len(t) for t in targets],
+    )
+
+
+def _save_corpus(arrays, prefix, corpus):
+    dtype = np.int16 if max(corpus.source_flat.max(initial=0),
+                            corpus.target_flat.max(initial=0)) < 2**15 else np.int32
+    arrays[f"{prefix}_source"] = corpus.source_flat.astype(dtype)
+    arrays[f"{prefix}_source_lengths"] = corpus.source_lengths.astype(np.int32)
+    arrays[f"{prefix}_target"] = corpus.target_flat.astype(dtype)
+    arrays[f"{prefix}_target_lengths"] = corpus.target_lengths.astype(np.int32)
+
+
+def _load_corpus(arrays, prefix):
+    return Corpus(arrays[f"{prefix}_source"], arrays[f"{prefix}_source_lengths"],
+                  arrays[f"{prefix}_target"], arrays[f"{prefix}_target_lengths"])
+
+
+def prepare(args):
+    from keras_attention.data import save_tokenizer
+    from keras_attention.training import load_config
+    from keras_attention.training.train import build_tokenizers
+
+    config = load_config(args.recipe, args.set)
+    if config.data.validation is None or config.data.test is None:
+        raise SystemExit(f"error: {args.recipe}: the job needs data.validation and data.test; "
+                         "add them to the recipe.")
+    if config.optimizer.schedule != "noam":
+        raise SystemExit(f"error: {args.recipe}: a job trains for a time budget, so its "
+                         "schedule must not depend on the run's length; add "
+                         "--set optimizer.schedule=noam.")
+    train_corpus = config.data.train.pairs()
+    train_corpus.scan()
+    progress(f"building the {config.vocabulary.type} vocabulary ...")
+    source_tokenizer, target_tokenizer = build_tokenizers(config.vocabulary, train_corpus)
+    os.makedirs(os.path.join(args.job, "vocab"), exist_ok=True)
+    save_tokenizer(source_tokenizer, os.path.join(args.job, "vocab"), "source")
+    save_tokenizer(target_tokenizer, os.path.join(args.job, "vocab"), "target")
+
+    arrays = {}
+    for split, corpus_config in (("train", config.data.train),
+                                 ("validation", config.data.validation)):
+        progress(f"tokenizing {split} ...")
+        corpus = _token_ids(corpus_config.pairs().dataset(), source_tokenizer,
+                            target_tokenizer, config.batching)
+        _save_corpus(arrays, split, corpus)
+        progress(f"  {len(corpus)} pairs, {int(corpus.source_lengths.sum())} source and "
+                 f"{int(corpus.target_lengths.sum())} target tokens")
+    np.savez_compressed(os.path.join(args.job, "data.npz"), **arrays)
+
+    model_config = config.model.transformer_config(
+        source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size)
+    o = config.optimizer
+    job = {
+        "name": os.path.basename(os.path.normpath(args.job)),
+        "recipe": os.path.relpath(args.recipe, REPOSITORY),
+        "overrides": list(args.set),
+        "task": config.task,
+        "model": model_config.to_dict(),
+        "precision": config.training.precision,
+        "label_smoothing": config.training.label_smoothing,
+        "seed": config.training.seed,
+        "optimizer": {"learning_rate": o.learning_rate, "warmup_steps": o.warmup_steps,
+                      "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon,
+                      "clipnorm": o.clipnorm},
+        "batch_tokens": args.batch_tokens or config.batching.batch_tokens or 4096,
+        "max_source_tokens": config.batching.max_source_tokens,
+        "max_target_tokens": config.batching.max_target_tokens,
+        "max_epochs": args.max_epochs or config.training.epochs,
+        "average_last": args.average_last,
+        "boundaries": args.boundaries,
+    }
+    with open(os.path.join(args.job, "job.json"), "w") as f:
+        json.dump(job, f, indent=1)
+    print(json.dumps(job))
+
+
+# ---------------------------------------------------------------------------
+# train (accelerator machine: keras + jax, no TensorFlow)
+# ---------------------------------------------------------------------------
+
+def _import_model_modules():
+    """Import the model, loss and schedule modules without the package
+    ``__init__`` files, which pull in the TensorFlow data and export code."""
+    for package in ("keras_attention", "keras_attention.models", "keras_attention.training"):
+        if package not in sys.modules:
+            module = types.ModuleType(package)
+            module.__path__ = [os.path.join(REPOSITORY, *package.split("."))]
+            sys.modules[package] = module
+    sys.path.insert(0, REPOSITORY)
+    transformer = importlib.import_module("keras_attention.models.transformer")
+    losses = importlib.import_module("keras_attention.training.losses")
+    schedules = importlib.import_module("keras_attention.training.schedules")
+    return transformer.Transformer, losses.SequenceCrossEntropy, schedules.NoamSchedule
+
+
+def _device_name():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}: {getattr(device, 'device_kind', device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def train(args):
+    import keras
+
+    Transformer, SequenceCrossEntropy, NoamSchedule = _import_model_modules()
+    with open(os.path.join(args.job, "job.json")) as f:
+        job = json.load(f)
+    arrays = np.load(os.path.join(args.job, "data.npz"))
+    train_corpus, validation_corpus = (_load_corpus(arrays, "train"),
+                                       _load_corpus(arrays, "validation"))
+    shapes = bucket_shapes(job["max_source_tokens"], job["max_target_tokens"],
+                           job["boundaries"])
+    keras.utils.set_random_seed(job["seed"])
+    rng = np.random.default_rng(job["seed"])
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, corpus, shuffle):
+            super().__init__()
+            self.corpus, self.shuffle = corpus, shuffle
+            self.on_epoch_end()
+
+        def on_epoch_end(self):
+            self.batches = plan_batches(self.corpus, shapes, job["batch_tokens"],
+                                        rng if self.shuffle else None)
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            bucket, rows = self.batches[index]
+            source_width, target_width = shapes[bucket]
+            batch_rows = max(1, job["batch_tokens"] // max(source_width, target_width))
+            return self.corpus.padded_batch(rows, source_width, target_width, batch_rows)
+
+    train_data = Batches(train_corpus, shuffle=True)
+    validation_data = Batches(validation_corpus, shuffle=False)
+    model = Transformer(job["model"], dtype=job["precision"])
+    o = job["optimizer"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            NoamSchedule(o["learning_rate"], o["warmup_steps"]), beta_1=o["beta_1"],
+            beta_2=o["beta_2"], epsilon=o["epsilon"], clipnorm=o["clipnorm"]),
+        loss=SequenceCrossEntropy(job["label_smoothing"]),
+    )
+    real_tokens = int(train_corpus.source_lengths.sum() + 2 * len(train_corpus)
+                      + train_corpus.target_lengths.sum())
+    progress(f"[{job['name']}] {_device_name()}; {model.count_params():,} parameters; "
+             f"{len(train_data)} batches per epoch; shapes {shapes}")
+
+    budget = args.minutes * 60
+    started = time.time()
+    history, kept = [], []
+    best = {"val_loss": float("inf")}
+
+    class Budget(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.time() - self.epoch_started
+            entry = {"epoch": epoch + 1, "seconds": round(seconds, 2),
+                     "real_tokens_per_second": round(real_tokens / seconds),
+                     "learning_rate": float(keras.ops.convert_to_numpy(
+                         self.model.optimizer.learning_rate)),
+                     **{k: float(v) for k, v in (logs or {}).items()}}
+            history.append(entry)
+            progress(f"[{job['name']}] " + json.dumps(entry))
+            weights = [w.copy() for w in self.model.get_weights()]
+            kept.append(weights)
+            del kept[:-job["average_last"]]
+            if entry["val_loss"] < best["val_loss"]:
+                best.update(val_loss=entry["val_loss"], epoch=epoch + 1, weights=weights)
+            # Stop when the next epoch would end past the budget; the first
+            # epoch's time is mostly XLA compilation, so it only counts itself.
+            elapsed = time.time() - started
+            if elapsed + (seconds if epoch > 0 else 0) > budget:
+                self.model.stop_training = True
+
+    model.fit(train_data, validation_data=validation_data, epochs=job["max_epochs"],
+              callbacks=[Budget()], verbose=0)
+    train_seconds = time.time() - started
+
+    candidates = {
+        f"last {len(kept)} averaged": [np.mean(ws, axis=0) for ws in zip(*kept)],
+        f"best epoch ({best['epoch']})": best["weights"],
+        f"last epoch ({len(history)})": kept[-1],
+    }
+    losses = {}
+    for name, weights in candidates.items():
+        model.set_weights(weights)
+        losses[name] = float(model.evaluate(validation_data, verbose=0))
+    chosen = min(losses, key=losses.get)
+    model.set_weights([w.astype(np.float16) for w in candidates[chosen]])
+    losses[f"{chosen}, float16"] = float(model.evaluate(validation_data, verbose=0))
+    summary = {
+        "job": job, "device": _device_name(), "backend": keras.backend.backend(),
+        "keras": keras.__version__, "epochs": len(history),
+        "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "train_seconds": round(train_seconds, 1), "validation_loss": losses,
+        "chosen": chosen, "parameters": model.count_params(), "history": history,
+    }
+    progress(f"[{job['name']}] " + json.dumps({k: summary[k] for k in (
+        "epochs", "steps", "train_seconds", "validation_loss", "chosen")}))
+    weights = {f"w{i:04d}": w.astype(np.float16) for i, w in enumerate(candidates[chosen])}
+    partial = args.output + ".partial.npz"
+    np.savez(partial, summary=np.array(json.dumps(summary)), **weights)
+    os.replace(partial, args.output)
+
+
+# ---------------------------------------------------------------------------
+# finish (TensorFlow machine)
+# ---------------------------------------------------------------------------
+
+def finish(args):
+    import keras
+    import tensorflow as tf
+
+    from keras_attention.data import load_tokenizer
+    from keras_attention.evaluation.test_set import evaluate_test_set
+    from keras_attention.models import Transformer, TrainedModel, save_trained_model
+    from keras_attention.training import load_config
+
+    arrays = np.load(args.weights)
+    summary = json.loads(str(arrays["summary"]))
+    job = summary["job"]
+    weights = [arrays[f"w{i:04d}"].astype(np.float32)
+               for i in range(len([k for k in arrays.files if k.startswith("w")]))]
+    model = Transformer(job["model"], dtype=job["precision"])
+    model.set_weights(weights)
+    vocab = os.path.join(args.job, "vocab")
+    trained = TrainedModel(model, load_tokenizer(vocab, "source"),
+                           load_tokenizer(vocab, "target"), task=job["task"])
+    save_trained_model(trained, os.path.join(args.output, "model"), extra={"training": {
+        "backend": summary["backend"], "device": summary["device"],
+        "epochs": summary["epochs"], "steps": summary["steps"],
+        "weights": summary["chosen"] + " (shipped as float16)", "job": job}})
+
+    for split, keys in (("train", ("loss", "real_tokens_per_second", "learning_rate")),
+                        ("validation", ("val_loss",))):
+        writer = tf.summary.create_file_writer(os.path.join(args.output, "logs", split))
+        with writer.as_default():
+            for entry in summary["history"]:
+                for key in keys:
+                    tf.summary.scalar(f"epoch_{key}", entry[key], step=entry["epoch"])
+        writer.flush()
+
+    config = load_config(os.path.join(REPOSITORY, job["recipe"]), job["overrides"])
+    # The recipe's evaluation decoding (length limits, n-gram blocking), as beam search.
+    decoding = dataclasses.replace(config.evaluation.decoding, strategy="beam",
+                                   beam_size=args.beam_size, length_penalty=args.length_penalty)
+    if args.max_length_ratio is not None:
+        decoding = dataclasses.replace(decoding, max_length_ratio=args.max_length_ratio,
+                                       max_length_offset=args.max_length_offset)
+    started = time.time()
+    scores = evaluate_test_set(trained, config.data.test, decoding, task=job["task"],
+                               limit=args.test_limit, batch_size=args.batch_size)
+    result = {
+        "recipe": job["recipe"], "overrides": job["overrides"], "task": job["task"],
+        **{k: v for k, v in scores.items() if k != "hypotheses"},
+        "steps": summary["steps"], "epochs": summary["epochs"],
+        "train_wall_seconds": summary["train_seconds"],
+        "eval_wall_seconds": round(time.time() - started, 1),
+        "device": summary["device"], "backend": summary["backend"],
+        "eval_device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "precision": job["precision"], "parameters": summary["parameters"],
+        "weights": summary["chosen"], "validation_loss": summary["validation_loss"],
+        "keras": keras.__version__,
+    }
+    if "hypotheses" in scores:
+        with open(os.path.join(args.output, "test_hypotheses.txt"), "w") as f:
+            f.writelines(h + "\n" for h in scores["hypotheses"])
+    with open(os.path.join(args.output, "quality.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("prepare", help="tokenize a recipe into a job folder")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--set", action="append", default=[], help="config override key=value")
+    p.add_argument("--job", required=True, help="job folder to write")
+    p.add_argument("--batch-tokens", type=int, default=None)
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--average-last", type=int, default=5)
+    p.add_argument("--boundaries", type=lambda s: [int(x) for x in s.split(",")],
+                   default=list(BOUNDARIES),
+                   help="bucket lengths, comma-separated (fewer: fewer compilations)")
+    t = commands.add_parser("train", help="train a job (KERAS_BACKEND=jax, no TensorFlow)")
+    t.add_argument("--job", required=True)
+    t.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
+    t.add_argument("--output", required=True, help=".npz with weights and history")
+    f = commands.add_parser("finish", help="load the weights, save the model, score the test split")
+    f.add_argument("--job", required=True)
+    f.add_argument("--weights", required=True)
+    f.add_argument("--output", required=True)
+    f.add_argument("--beam-size", type=int, default=4)
+    f.add_argument("--length-penalty", type=float, default=0.6)
+    f.add_argument("--max-length-ratio", type=float, default=None)
+    f.add_argument("--max-length-offset", type=int, default=10)
+    f.add_argument("--test-limit", type=int, default=None)
+    f.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    {"prepare": prepare, "train": train, "finish": finish}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
