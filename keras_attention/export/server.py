@@ -41,6 +41,7 @@ from keras_attention.export.saved_model import resolve_version
 DEFAULT_SIGNATURE = "serving_default"
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 PERCENTILE_WINDOW = 10000  # p50/p99 cover the latest requests
+DRAIN_SECONDS = 10.0  # Server.stop waits this long at most for requests being handled
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
@@ -399,6 +400,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass  # one JSON line per request instead, in _handle
 
     def _handle(self, method):
+        with self.server.in_flight:
+            self._handle_request(method)
+
+    def _handle_request(self, method):
         started = time.perf_counter()
         status, body, instances, error = 500, None, 0, None
         self._body_read = False
@@ -514,7 +519,31 @@ def _columnar_count(inputs):
     return len(first) if isinstance(first, list) else 1
 
 
+class _InFlight:
+    """Counts the requests being handled; ``wait_idle`` lets a stopping
+    server finish them (answer sent, log line written) before it exits."""
+
+    def __init__(self):
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self):
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc_info):
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout):
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+
 class _HTTPServer(http.server.ThreadingHTTPServer):
+    # Daemon threads, so an idle keep-alive connection never blocks the exit;
+    # requests already being handled are drained in Server.stop.
     daemon_threads = True
     allow_reuse_address = False  # a port in use is an error, not silently shared
 
@@ -553,6 +582,7 @@ class Server:
         self._httpd.config = self.config
         self._httpd.metrics = self.metrics
         self._httpd.log = self._log
+        self._httpd.in_flight = _InFlight()
 
     @property
     def url(self):
@@ -572,12 +602,14 @@ class Server:
         """Serve from the calling thread until ``KeyboardInterrupt`` or ``stop()``."""
         self._httpd.serve_forever()
 
-    def stop(self):
-        """Stop serving and close the socket."""
+    def stop(self, drain_seconds=DRAIN_SECONDS):
+        """Stop accepting requests, let the ones being handled finish (up to
+        ``drain_seconds``) and close the socket."""
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
+        self._httpd.in_flight.wait_idle(drain_seconds)
         self._httpd.server_close()
 
     def __enter__(self):

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -300,6 +301,24 @@ def test_every_request_is_one_json_log_line(exported):
     assert all(r["latency_ms"] >= 0 for r in lines)
     assert "error" not in lines[0]
     assert lines[1]["error"] == "model 'nope' not found; this server serves 'dates'."
+
+
+class SlowLog(io.StringIO):
+    """A log stream that takes its time, as a busy stderr or disk would."""
+
+    def write(self, text):
+        time.sleep(0.5)
+        return super().write(text)
+
+
+def test_stop_lets_the_request_being_handled_finish(exported):
+    log = SlowLog()
+    with Server(exported, LIMITS, log_stream=log) as running:
+        # The answer comes back before the handler writes its log line.
+        code, _, _ = call(f"{running.url}/v1/models/dates:predict", {"instances": SENTENCES[:1]})
+        assert code == 200
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [(r["method"], r["status"], r["instances"]) for r in lines] == [("POST", 200, 1)]
 
 
 def test_metrics_count_requests_by_status(toy):
