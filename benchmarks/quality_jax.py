@@ -113,6 +113,11 @@ class Corpus:
         return {"encoder_tokens": encoder, "decoder_tokens": decoder}, labels
 
 
+def rows_per_batch(shape, batch_tokens):
+    """Rows of a batch of bucket ``shape``: ``batch_tokens // max(widths)``, at least 1."""
+    return max(1, batch_tokens // max(shape))
+
+
 def plan_batches(corpus, shapes, batch_tokens, rng=None):
     """Batches as ``(bucket, rows)``: rows of one bucket, at most
     ``batch_tokens // max(widths)`` a batch; shuffled when ``rng`` is given."""
@@ -122,7 +127,7 @@ def plan_batches(corpus, shapes, batch_tokens, rng=None):
         rows = np.flatnonzero(buckets == bucket)
         if rng is not None:
             rows = rng.permutation(rows)
-        per_batch = max(1, batch_tokens // max(shape))
+        per_batch = rows_per_batch(shape, batch_tokens)
         batches += [(bucket, rows[i:i + per_batch]) for i in range(0, len(rows), per_batch)]
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
@@ -282,9 +287,8 @@ def train(args):
 
         def __getitem__(self, index):
             bucket, rows = self.batches[index]
-            source_width, target_width = shapes[bucket]
-            batch_rows = max(1, job["batch_tokens"] // max(source_width, target_width))
-            return self.corpus.padded_batch(rows, source_width, target_width, batch_rows)
+            return self.corpus.padded_batch(rows, *shapes[bucket],
+                                            rows_per_batch(shapes[bucket], job["batch_tokens"]))
 
     train_data = Batches(train_corpus, shuffle=True)
     validation_data = Batches(validation_corpus, shuffle=False)
