@@ -12,7 +12,7 @@ config.yaml, vocab/, checkpoints/, logs/ for TensorBoard, model/), bounded by
 weights (else the last) go into model/. Then decodes the recipe's
 ``data.test`` with ``evaluate_test_set`` (the recipe's
 ``evaluation.decoding``, or beam search with ``--beam-size``) and scores it:
-sacreBLEU BLEU + chrF for translation, ROUGE-1/2/L for summarization.
+sacreBLEU BLEU + chrF for translation, ROUGE-1/2/L/Lsum for summarization.
 
 Without ``--minutes``/``--steps`` on a machine without a GPU, the reduced
 CPU reference applies (``CPU_REFERENCE``: 40 minutes of training and a

@@ -58,7 +58,7 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
 @click.option("--references", required=True, type=click.Path(dir_okay=False),
               help="References, one per line, aligned with the hypotheses (.gz ok).")
 @click.option("--metric", "metrics", default=None,
-              help="Comma-separated metrics: bleu, chrf, rouge (ROUGE-1/2/L F1), exact. "
+              help="Comma-separated metrics: bleu, chrf, rouge (ROUGE-1/2/L/Lsum F1), exact. "
                    "[default: the model's task: bleu,chrf for translation, rouge for "
                    "summarization; bleu,chrf with --hypotheses]")
 @click.option("--tokenize", type=click.Choice(BLEU_TOKENIZERS), default="13a", show_default=True,

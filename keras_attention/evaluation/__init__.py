@@ -8,6 +8,8 @@ from keras_attention.evaluation.metrics import (
     exact_match,
     rouge,
     score,
+    split_sentences,
 )
 
-__all__ = ["METRICS", "MetricResult", "bleu", "chrf", "exact_match", "rouge", "score"]
+__all__ = ["METRICS", "MetricResult", "bleu", "chrf", "exact_match", "rouge", "score",
+           "split_sentences"]

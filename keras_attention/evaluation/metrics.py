@@ -8,10 +8,14 @@ can be compared across papers and runs.
 
 import dataclasses
 import importlib.metadata
+import re
 
 # sacreBLEU tokenizers that need no extra package or download.
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# rougeL: the LCS of the whole texts; rougeLsum: summary-level LCS over
+# sentences (``split_sentences``), the ROUGE-L of most summarization papers.
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 METRICS = ("bleu", "chrf", "rouge", "exact")
 
 
@@ -112,12 +116,22 @@ def chrf(hypotheses, references, word_order=0):
     return _sacrebleu_result(CHRF(word_order=word_order), hypotheses, references)
 
 
+def split_sentences(text):
+    """``text``'s sentences, one per line: a sentence ends at ``.``, ``!`` or
+    ``?`` followed by white space (a fixed rule, so ROUGE-Lsum needs no
+    NLTK data download)."""
+    return "\n".join(part for part in _SENTENCE_END.split(text.strip()) if part)
+
+
 def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
     """ROUGE F-measures (``rouge_score``, Porter stemming): one ``MetricResult``
     per type, the mean sentence-level F1 times 100.
 
-    ``rouge_score``'s tokenizer keeps only ASCII letters and digits, so use it
-    for English outputs.
+    ``rougeL`` is the longest common subsequence of the whole texts;
+    ``rougeLsum`` (``ROUGE-Lsum``) the summary-level union LCS over the
+    sentences of ``split_sentences``, the ROUGE-L most summarization papers
+    report. ``rouge_score``'s tokenizer keeps only ASCII letters and digits,
+    so use it for English outputs.
     """
     from rouge_score import rouge_scorer
 
@@ -131,7 +145,8 @@ def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
     scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
     totals = dict.fromkeys(rouge_types, 0.0)
     for hypothesis, reference in zip(hypotheses, references):
-        scores = scorer.score(reference, hypothesis)  # (target, prediction)
+        # (target, prediction); the newlines only matter to rougeLsum.
+        scores = scorer.score(split_sentences(reference), split_sentences(hypothesis))
         for rouge_type in rouge_types:
             totals[rouge_type] += scores[rouge_type].fmeasure
     version = importlib.metadata.version("rouge-score")
@@ -141,7 +156,7 @@ def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
         MetricResult(
             name=f"ROUGE-{rouge_type[len('rouge'):]}",
             score=100.0 * totals[rouge_type] / len(references),
-            signature=signature,
+            signature=signature + ("|sentences:split at .!?" if rouge_type == "rougeLsum" else ""),
         )
         for rouge_type in rouge_types
     ]
@@ -149,7 +164,7 @@ def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
 
 def score(hypotheses, references, metrics=("bleu", "chrf"), tokenize="13a"):
     """The named ``metrics`` (``bleu``, ``chrf``, ``rouge``, ``exact``) as a
-    list of ``MetricResult`` (``rouge`` gives ROUGE-1, -2 and -L)."""
+    list of ``MetricResult`` (``rouge`` gives ROUGE-1, -2, -L and -Lsum)."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(

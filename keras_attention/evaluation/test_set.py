@@ -3,11 +3,11 @@ with its references, return a JSON-ready report.
 
     trained = load_trained_model("runs/samsum/model")
     report = evaluate_test_set(trained, config.data.test, DecodingConfig(strategy="beam"))
-    report["metric"]     # {"rouge1": 30.1, "rouge2": 9.8, "rougeL": 28.0}
+    report["metric"]     # {"rouge1": 30.1, "rouge2": 9.8, "rougeL": 28.0, "rougeLsum": 29.5}
     report["signature"]  # how each score was computed
 
 Translation is scored with sacreBLEU BLEU and chrF (signatures kept),
-summarization with ROUGE-1/2/L (``rouge_score``, stemming).
+summarization with ROUGE-1/2/L/Lsum (``rouge_score``, stemming).
 
 Truncation policy: a source longer than the model's ``max_sequence_length``
 tokens is cut to its first ``max_sequence_length`` tokens (as training with
@@ -46,7 +46,7 @@ def evaluate_test_set(trained, corpus, decoding_config=DecodingConfig(), *, task
         a JSON-ready dict: ``task``, ``test_set`` (the corpus name),
         ``sentences``, ``truncated_sources``, ``max_source_tokens``,
         ``metric`` (``{"bleu", "chrf"}`` or ``{"rouge1", "rouge2",
-        "rougeL"}``, 0-100), ``signature`` (per metric), ``decoding`` (the
+        "rougeL", "rougeLsum"}``, 0-100), ``signature`` (per metric), ``decoding`` (the
         settings), ``decode_seconds``, ``sentences_per_second`` and
         ``hypotheses`` (in corpus order).
     """
@@ -86,7 +86,7 @@ def evaluate_test_set(trained, corpus, decoding_config=DecodingConfig(), *, task
 
 def score_task(task, hypotheses, references):
     """``({name: score}, {name: signature})`` of ``task``'s test metrics:
-    BLEU and chrF (sacreBLEU) for translation, ROUGE-1/2/L for
+    BLEU and chrF (sacreBLEU) for translation, ROUGE-1/2/L/Lsum for
     summarization."""
     if task == "translation":
         results = {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references)}

@@ -379,8 +379,9 @@ class EvaluationConfig:
 
     Every ``every_n_epochs`` epochs the first ``max_sentences`` validation
     sources are decoded (``decoding``; ``batch_size`` sentences at a time) and
-    scored: BLEU for translation (``val_bleu``), ROUGE-1/2/L for
-    summarization (``val_rouge1``, ``val_rouge2``, ``val_rougeL``; the best
+    scored: BLEU for translation (``val_bleu``), ROUGE-1/2/L/Lsum for
+    summarization (``val_rouge1``, ``val_rouge2``, ``val_rougeL``,
+    ``val_rougeLsum``; the best
     checkpoint follows ``val_rougeL``). ``examples`` source/reference/hypothesis
     triples and ``attention_images`` attention heatmaps go to TensorBoard.
     """

@@ -50,14 +50,14 @@ def test_json_output_with_chosen_metrics(files):
     report = json.loads(result.output)
     assert report["lines"] == 3
     names = [m["name"] for m in report["metrics"]]
-    assert names == ["ROUGE-1", "ROUGE-2", "ROUGE-L", "exact match", "BLEU"]
+    assert names == ["ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum", "exact match", "BLEU"]
     expected_rouge = rouge(HYPOTHESES, REFERENCES)
-    for got, expected in zip(report["metrics"][:3], expected_rouge):
+    for got, expected in zip(report["metrics"][:4], expected_rouge):
         assert got["score"] == pytest.approx(expected.score)
-    assert report["metrics"][3]["score"] == 0.0
+    assert report["metrics"][4]["score"] == 0.0
     char_bleu = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES], tokenize="char")
-    assert report["metrics"][4]["score"] == pytest.approx(char_bleu.score)
-    assert "tok:char" in report["metrics"][4]["signature"]
+    assert report["metrics"][5]["score"] == pytest.approx(char_bleu.score)
+    assert "tok:char" in report["metrics"][5]["signature"]
 
 
 def test_decode_and_score_in_one_go(trained_date_model, tmp_path):

@@ -45,7 +45,15 @@ def test_exact_match_empty_raises():
 import sacrebleu  # noqa: E402
 from rouge_score import rouge_scorer  # noqa: E402
 
-from keras_attention.evaluation import METRICS, MetricResult, bleu, chrf, rouge, score  # noqa: E402
+from keras_attention.evaluation import (  # noqa: E402
+    METRICS,
+    MetricResult,
+    bleu,
+    chrf,
+    rouge,
+    score,
+    split_sentences,
+)
 
 HYPOTHESES = ["The cat sat on the mat.", "A man is riding a horses in the field",
               "two dogs play", "It is raining today ."]
@@ -86,21 +94,47 @@ def test_rouge_is_mean_f1_times_100_with_stemming():
     results = rouge(HYPOTHESES, REFERENCES)
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     per_pair = [scorer.score(r, h) for h, r in zip(HYPOTHESES, REFERENCES)]
-    assert [r.name for r in results] == ["ROUGE-1", "ROUGE-2", "ROUGE-L"]
+    assert [r.name for r in results] == ["ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum"]
     for result, key in zip(results, ["rouge1", "rouge2", "rougeL"]):
         expected = 100 * sum(s[key].fmeasure for s in per_pair) / len(per_pair)
         assert result.score == pytest.approx(expected, abs=1e-9)
         assert result.signature == "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1"
+    # One sentence each: the summary-level LCS is the LCS.
+    assert results[3].score == pytest.approx(results[2].score, abs=1e-9)
+    assert results[3].signature == (
+        "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1|sentences:split at .!?")
     # Stemming matters: "rides"/"ride", "horses"/"horse" match only with the stemmer.
     unstemmed = rouge(HYPOTHESES, REFERENCES, use_stemmer=False)
     assert unstemmed[0].score < results[0].score
     assert "stem:no" in unstemmed[0].signature
 
 
+def test_split_sentences_puts_one_sentence_per_line():
+    assert split_sentences("  Amy is late. She missed the bus!  Why? 3.5 km away. ") == (
+        "Amy is late.\nShe missed the bus!\nWhy?\n3.5 km away.")
+    assert split_sentences("no end mark") == "no end mark"
+    assert split_sentences("") == ""
+
+
+def test_rouge_lsum_matches_sentence_order_swaps_that_rouge_l_misses():
+    # Golden values by hand. Reference sentences A B, hypothesis B A.
+    # ROUGE-L: the LCS of the whole texts covers one sentence, 4 of 8 tokens:
+    # F1 0.5. ROUGE-Lsum: each reference sentence's union LCS with the
+    # hypothesis sentences covers it fully: F1 1.0.
+    reference = "Tom buys milk. Ann walks home."
+    hypothesis = "Ann walks home. Tom buys milk."
+    rouge_l, rouge_lsum = rouge([hypothesis], [reference], rouge_types=("rougeL", "rougeLsum"))
+    assert rouge_l.name == "ROUGE-L" and rouge_l.score == pytest.approx(50.0)
+    assert rouge_lsum.name == "ROUGE-Lsum" and rouge_lsum.score == pytest.approx(100.0)
+    # Unsplit, rouge_score's rougeLsum would see one sentence and agree with ROUGE-L.
+    plain = rouge_scorer.RougeScorer(["rougeLsum"]).score(reference, hypothesis)
+    assert plain["rougeLsum"].fmeasure == pytest.approx(0.5)
+
+
 def test_identical_hypotheses_score_100_everywhere():
     results = score(REFERENCES, REFERENCES, metrics=METRICS)
     assert [r.name for r in results] == ["BLEU", "chrF2", "ROUGE-1", "ROUGE-2", "ROUGE-L",
-                                         "exact match"]
+                                         "ROUGE-Lsum", "exact match"]
     for result in results:
         assert result.score == pytest.approx(100.0)
 
@@ -134,8 +168,8 @@ def test_metric_option_errors():
     assert str(error.value) == "unknown BLEU tokenizer 'spm'; use one of 13a, intl, zh, char, none."
     with pytest.raises(ValueError, match=r"word_order must be 0 \(chrF\), 1 or 2"):
         chrf(["a"], ["a"], word_order=3)
-    with pytest.raises(ValueError, match=r"unknown ROUGE type\(s\) \['rougeLsum'\]"):
-        rouge(["a"], ["a"], rouge_types=("rougeLsum",))
+    with pytest.raises(ValueError, match=r"unknown ROUGE type\(s\) \['rougeW'\]"):
+        rouge(["a"], ["a"], rouge_types=("rougeW",))
     with pytest.raises(ValueError) as error:
         score(["a"], ["a"], metrics=("bleu", "meteor"))
     assert str(error.value) == "unknown metric(s) meteor; use some of bleu, chrf, rouge, exact."

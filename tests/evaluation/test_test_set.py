@@ -47,8 +47,8 @@ def test_summarization_scores_rouge_and_limit_takes_the_first_pairs(trained_date
     assert report["sentences"] == 5 and len(report["hypotheses"]) == 5
     results = rouge(report["hypotheses"], references)
     assert report["metric"] == {"rouge1": results[0].score, "rouge2": results[1].score,
-                                "rougeL": results[2].score}
-    assert set(report["signature"]) == {"rouge1", "rouge2", "rougeL"}
+                                "rougeL": results[2].score, "rougeLsum": results[3].score}
+    assert set(report["signature"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
     assert report["signature"]["rouge1"].startswith("rouge_score:")
 
 
