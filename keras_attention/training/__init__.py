@@ -7,6 +7,7 @@ from keras_attention.training.callbacks import (
     EpochCheckpoints,
     EpochSummary,
     HistoryFile,
+    ResumableEarlyStopping,
     ValidationScores,
 )
 from keras_attention.training.config import (
@@ -38,6 +39,7 @@ __all__ = [
     "MaskedAccuracy",
     "NoamSchedule",
     "Perplexity",
+    "ResumableEarlyStopping",
     "RunLayout",
     "SequenceCrossEntropy",
     "TrainConfig",

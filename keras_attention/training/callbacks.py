@@ -328,6 +328,34 @@ class BestCheckpoint(keras.callbacks.Callback):
         write_atomically(self.state_path, json.dumps(state).encode("utf-8"))
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``keras.callbacks.EarlyStopping`` that counts a resumed run's earlier
+    epochs: at the first epoch of ``fit`` it replays the monitor values that
+    ``history`` (a ``HistoryFile``) holds for the epochs before it, so the
+    best value and the epochs without improvement carry over a restart and
+    the run stops at the same epoch as an uninterrupted one (Keras' own
+    callback starts counting afresh in every ``fit``)."""
+
+    def __init__(self, history, **kwargs):
+        super().__init__(**kwargs)
+        self.history_file = history
+        self._replayed = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._replayed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._replayed:
+            return
+        self._replayed = True
+        epochs = self.history_file.epochs
+        earlier = sorted(number for number in epochs
+                         if number <= epoch and self.monitor in epochs[number])
+        for number in earlier:  # epoch numbers count from 1, fit's from 0
+            super().on_epoch_end(number - 1, epochs[number])
+
+
 class HistoryFile(keras.callbacks.Callback):
     """Keeps every epoch's logs in a JSON file (``{"epochs": [{"epoch": 1,
     ...}, ...]}``, rewritten atomically each epoch), continuing the file a

@@ -48,6 +48,7 @@ from keras_attention.training.callbacks import (
     EpochCheckpoints,
     EpochSummary,
     HistoryFile,
+    ResumableEarlyStopping,
     TrainingBudget,
     ValidationScores,
 )
@@ -229,8 +230,8 @@ def train(config, verbose="auto", print_fn=print):
     callbacks += [history, keras.callbacks.TerminateOnNaN()]
     early_stopping = None
     if config.training.early_stopping_patience is not None:
-        early_stopping = keras.callbacks.EarlyStopping(
-            monitor=config.monitor, mode="max",
+        early_stopping = ResumableEarlyStopping(
+            history, monitor=config.monitor, mode="max",
             patience=config.training.early_stopping_patience)
         callbacks.append(early_stopping)
     if config.output.tensorboard:

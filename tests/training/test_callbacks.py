@@ -11,6 +11,7 @@ from keras_attention.training import (
     BestCheckpoint,
     EpochCheckpoints,
     HistoryFile,
+    ResumableEarlyStopping,
     ValidationScores,
 )
 from keras_attention.training.callbacks import examples_markdown
@@ -57,6 +58,48 @@ def test_history_file_continues_after_a_restart(tmp_path):
     again.on_epoch_end(1, {"loss": 1.5})  # epoch 2 rerun replaces the old one
     again.on_epoch_end(2, {"loss": 1.0})
     assert again.history == {"loss": [3.0, 1.5, 1.0]}
+
+
+def test_early_stopping_counts_the_epochs_before_a_restart(tmp_path):
+    # A killed run's history: best val_bleu at epoch 2, then 2 epochs without
+    # improvement (epoch 4 was never validated: not counted).
+    path = str(tmp_path / "history.json")
+    first = HistoryFile(path)
+    for epoch, bleu in enumerate([10.0, 12.0, 11.0, None, 11.5]):
+        first.on_epoch_end(epoch, {"loss": 1.0} if bleu is None else {"val_bleu": bleu})
+    history = HistoryFile(path)
+    callback = ResumableEarlyStopping(history, monitor="val_bleu", mode="max", patience=3)
+    model = small_model()
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(5)  # the resumed run starts at epoch 6
+    assert (callback.best, callback.best_epoch, callback.wait) == (12.0, 1, 2)
+    assert not model.stop_training
+    callback.on_epoch_end(5, {"val_bleu": 11.9})  # third epoch without improvement
+    assert model.stop_training and callback.stopped_epoch == 5
+    # Keras' own callback would have started afresh and gone on.
+    plain = keras.callbacks.EarlyStopping(monitor="val_bleu", mode="max", patience=3)
+    plain.set_model(small_model())
+    plain.on_train_begin()
+    plain.on_epoch_end(5, {"val_bleu": 11.9})
+    assert not plain.model.stop_training
+
+
+def test_early_stopping_replays_only_epochs_before_the_start(tmp_path):
+    path = str(tmp_path / "history.json")
+    first = HistoryFile(path)
+    for epoch, bleu in enumerate([10.0, 9.0, 20.0]):
+        first.on_epoch_end(epoch, {"val_bleu": bleu})
+    callback = ResumableEarlyStopping(HistoryFile(path), monitor="val_bleu", mode="max",
+                                      patience=2)
+    callback.set_model(small_model())
+    callback.on_train_begin()
+    callback.on_epoch_begin(2)  # epoch 3 reruns: its old value is not replayed
+    assert (callback.best, callback.wait) == (10.0, 1)
+    callback.on_epoch_end(2, {"val_bleu": 9.5})
+    assert callback.model.stop_training
+    callback.on_epoch_begin(3)  # replays once per fit
+    assert callback.wait == 2
 
 
 class FixedOutputs:

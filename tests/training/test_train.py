@@ -123,3 +123,19 @@ def test_mixed_bfloat16_trains_without_changing_the_global_policy(tmp_path):
     tokens = {"encoder_tokens": np.array([[5, 6, 7]], "int32"),
               "decoder_tokens": np.array([[1, 4]], "int32")}
     np.testing.assert_array_equal(trained.model(tokens), last(tokens))
+
+
+def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement(tmp_path):
+    # A learning rate of 1e-9 leaves the model untrained: its validation BLEU
+    # never beats epoch 1's, so patience 2 stops it after epoch 3 of 6.
+    config = load_config(write_config(tmp_path / "run.yaml", tmp_path / "out", {
+        "optimizer": {"learning_rate": 1e-9, "schedule": "constant"},
+        "training": {"epochs": 6, "early_stopping_patience": 2},
+        "evaluation": {"max_sentences": 4, "batch_size": 4, "decoding": {"max_length": 4}},
+        "output": {"tensorboard": False}}))
+    lines = []
+    result = train(config, verbose=0, print_fn=lines.append)
+    assert result.stop_reason == "early_stopping" and result.epochs == 3
+    assert len(result.history["val_bleu"]) == 3
+    assert result.best["epoch"] == 1
+    assert "stopped early (early_stopping) after 3 epoch(s)" in lines
