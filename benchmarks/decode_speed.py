@@ -7,6 +7,8 @@ every configuration generates exactly ``length`` tokens (END included).
 Compared in the same run:
 
 - ``cached``: ``generate`` with ``cached_steps`` (the key/value cache);
+- ``cached_xla``: the same compiled with XLA (``jit_compile=True``, what
+  ``TextGenerator(jit_compile=True)`` and ``--xla`` do);
 - ``uncached``: ``generate`` with ``uncached_steps`` (``model.decode`` over
   the whole fixed-size buffer at each step);
 - ``keras_hub``: ``keras_hub.samplers.GreedySampler`` / ``BeamSampler``
@@ -15,8 +17,8 @@ Compared in the same run:
   ``TransformerDecoder``) with keras-hub's own key/value cache path and no
   stop token (so it also generates ``length`` tokens).
 
-Every decode call is a ``tf.function`` (``jit_compile=False``), traced
-once before timing; the figure is the best of ``--repeats`` timed calls.
+Every decode call is a ``tf.function`` (``jit_compile=False`` except
+``cached_xla``), traced (and compiled) once before timing; the figure is the best of ``--repeats`` timed calls.
 
     python benchmarks/decode_speed.py [--quick] [--repeats 2]
 """
@@ -148,10 +150,11 @@ def figures(seconds, batch):
             "ms_per_sentence": round(1000 * seconds / batch, 2)}
 
 
-def ours(model, steps, strategy, length):
+def ours(model, steps, strategy, length, jit_compile=False):
     config = DecodingConfig(strategy=strategy, beam_size=BEAMS, max_length=length,
                             min_length=length - 1)
-    return tf.function(lambda source: generate(model, source, config, steps=steps).ids)
+    return tf.function(lambda source: generate(model, source, config, steps=steps).ids,
+                       jit_compile=jit_compile)
 
 
 def keras_hubs(model, strategy, length):
@@ -185,7 +188,7 @@ def main():
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__,
               "model": "small preset, vocabulary 8000, random weights, float32",
-              "source_tokens": SOURCE_LENGTH, "beam_size": BEAMS, "jit_compile": False,
+              "source_tokens": SOURCE_LENGTH, "beam_size": BEAMS,
               "timing": f"best of {repeats} calls after tracing", "results": []}
     for length in lengths:
         for batch in batches:
@@ -194,6 +197,8 @@ def main():
                 row = {"strategy": strategy if strategy == "greedy" else f"beam{BEAMS}",
                        "batch": batch, "length": length}
                 runs = {"cached": ours(model, cached_steps(model), strategy, length),
+                        "cached_xla": ours(model, cached_steps(model), strategy, length,
+                                           jit_compile=True),
                         "uncached": ours(model, uncached_steps(model), strategy, length),
                         "keras_hub": keras_hubs(hub_model, strategy, length)}
                 rows = batch * (1 if strategy == "greedy" else BEAMS)
@@ -210,6 +215,9 @@ def main():
                 if "uncached" in seconds:
                     row["cached_over_uncached"] = round(seconds["uncached"] / seconds["cached"], 2)
                 row["ours_over_keras_hub"] = round(seconds["keras_hub"] / seconds["cached"], 2)
+                row["xla_over_cached"] = round(seconds["cached"] / seconds["cached_xla"], 2)
+                row["ours_xla_over_keras_hub"] = round(
+                    seconds["keras_hub"] / seconds["cached_xla"], 2)
                 report["results"].append(row)
     print(json.dumps(report, indent=2))
 

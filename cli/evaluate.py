@@ -8,7 +8,7 @@ import os
 import click
 
 from cli.errors import user_errors
-from cli.translate import Decoder, decode_lines, decoding_options
+from cli.translate import XLA_HELP, Decoder, decode_lines, decoding_options
 
 METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
@@ -69,11 +69,12 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
               help="With --model: inputs decoded together.")
 @click.option("--truncate", is_flag=True,
               help="With --model: cut inputs longer than the model's limit.")
+@click.option("--xla", is_flag=True, help="With --model: " + XLA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @decoding_options
 @user_errors
 def evaluate(hypotheses, model_path, source, references, metrics, tokenize, output_path,
-             batch_size, truncate, as_json, decoding):
+             batch_size, truncate, xla, as_json, decoding):
     """Score outputs against references with sacreBLEU (BLEU, chrF) and ROUGE.
 
     Give the outputs with --hypotheses, or decode --source with --model (any
@@ -97,9 +98,9 @@ def evaluate(hypotheses, model_path, source, references, metrics, tokenize, outp
         )
     if model_path and not source:
         raise click.UsageError("--model needs --source FILE (the inputs to decode).")
-    if hypotheses and (source or output_path or decoding or truncate):
+    if hypotheses and (source or output_path or decoding or truncate or xla):
         raise click.UsageError(
-            "--source, --output, --truncate and decoding options need --model; "
+            "--source, --output, --truncate, --xla and decoding options need --model; "
             "with --hypotheses the outputs are already decoded."
         )
     reference_lines = read_text_file(references, "--references")
@@ -114,7 +115,7 @@ def evaluate(hypotheses, model_path, source, references, metrics, tokenize, outp
         if empty:
             raise ValueError(f"--source '{source}': line {empty[0]} is empty "
                              f"({len(empty)} empty line(s)); remove empty lines.")
-        decoder = Decoder(model_path, decoding, truncate=truncate)
+        decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         task = decoder.task
         results = decode_lines(decoder, inputs, batch_size, "decoding", show_progress=True)
         outputs = [hypotheses_[0][0] for hypotheses_ in results]

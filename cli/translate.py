@@ -36,6 +36,8 @@ DECODING_DEFAULTS = {
 STRATEGIES = ("greedy", "beam", "sample")
 _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
+XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
+            "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
 _PROGRESS_LABELS = {"translation": "translating", "summarization": "summarizing"}
 
 _DECODING_OPTIONS = (
@@ -139,9 +141,10 @@ class Decoder:
         decoding: ``DecodingConfig`` fields to change (trained folders only).
         truncate: cut inputs longer than the model's limit (SavedModels
             always do).
+        jit_compile: compile the decoding with XLA (trained folders only).
     """
 
-    def __init__(self, model_path, decoding=None, truncate=False):
+    def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
         decoding = decoding or {}
         self.task = None
         self._generator = self._translator = None
@@ -152,7 +155,8 @@ class Decoder:
             config = decoding_config(decoding)
             trained = load_trained_model(model_path)
             self.task = trained.task
-            self._generator = TextGenerator(trained, config=config, truncate=truncate)
+            self._generator = TextGenerator(trained, config=config, truncate=truncate,
+                                            jit_compile=jit_compile)
             return
         from keras_attention.export import SavedModelTranslator, resolve_version
 
@@ -163,6 +167,11 @@ class Decoder:
                 "decoding (greedy or beam search, chosen at export) is built into the "
                 "graph; use a trained model folder "
                 "(with model.keras) for decoding options."
+            )
+        if jit_compile:
+            raise ValueError(
+                f"--xla: '{model_path}' is an exported SavedModel, whose decoding graph is "
+                "fixed at export; use a trained model folder (with model.keras) for --xla."
             )
         self._translator = SavedModelTranslator(model_path)
 
@@ -225,12 +234,13 @@ def generation_command(name, task, summary, example):
                   help="Inputs decoded together.")
     @click.option("--truncate", is_flag=True,
                   help="Cut inputs longer than the model's limit instead of failing.")
+    @click.option("--xla", is_flag=True, help=XLA_HELP)
     @decoding_options
     @user_errors
-    def command(model_path, input_file, output_file, batch_size, truncate, decoding):
+    def command(model_path, input_file, output_file, batch_size, truncate, xla, decoding):
         from_stdin = input_file is sys.stdin or input_file.name == "<stdin>"
         lines = read_input_lines(input_file, "stdin" if from_stdin else input_file.name)
-        decoder = Decoder(model_path, decoding, truncate=truncate)
+        decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
         results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],
                                show_progress=not from_stdin)

@@ -151,7 +151,7 @@ def test_unknown_metric(files):
      "Error: give either --hypotheses FILE or --model PATH with --source FILE, not both."),
     (["--model", "m"], "Error: --model needs --source FILE (the inputs to decode)."),
     (["--hypotheses", "h", "--beam-size", "4"],
-     "Error: --source, --output, --truncate and decoding options need --model; with "
+     "Error: --source, --output, --truncate, --xla and decoding options need --model; with "
      "--hypotheses the outputs are already decoded."),
 ])
 def test_option_combinations_are_usage_errors(args, message):

@@ -78,8 +78,8 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
     class FakeDecoder:
         task = "translation"
 
-        def __init__(self, model_path, decoding=None, truncate=False):
-            seen.update(decoding=decoding, truncate=truncate,
+        def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
+            seen.update(decoding=decoding, truncate=truncate, jit_compile=jit_compile,
                         config=translate_module.decoding_config(decoding))
 
         def __call__(self, lines, batch_size=64, on_batch=None):
@@ -89,6 +89,7 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
     result = invoke("translate", "--model", str(tmp_path), "--truncate", *flags, input="a b\n")
     assert result.exit_code == 0, result.output
     assert seen["decoding"] == expected and seen["truncate"] is True
+    assert seen["jit_compile"] is False  # only --xla compiles
     # Beam flags alone mean beam search, sampling flags alone sampling.
     # An n-best list alone means beam search too.
     strategy = expected.get("strategy") or (
@@ -135,6 +136,23 @@ def test_decoding_flags_with_a_saved_model_are_rejected(tmp_path):
         "whose decoding (greedy or beam search, chosen at export) is built into the graph; "
         "use a trained model folder (with "
         "model.keras) for decoding options.")
+
+
+def test_xla_flag_gives_the_library_outputs_and_needs_a_model_folder(trained_date_model,
+                                                                    tmp_path):
+    trained, folder = trained_date_model
+    result = invoke("translate", "--model", folder, "--xla", "--beam-size", "2",
+                    input="\n".join(TEXTS) + "\n")
+    assert result.exit_code == 0, result.output
+    config = DecodingConfig(strategy="beam", beam_size=2)
+    assert result.stdout.splitlines() == TextGenerator(trained, config=config).best(TEXTS)
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "saved_model.pb").write_bytes(b"")
+    result = invoke("translate", "--model", str(tmp_path), "--xla", input="x\n")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: --xla: '{tmp_path}' is an exported SavedModel, whose decoding graph is "
+        "fixed at export; use a trained model folder (with model.keras) for --xla.")
 
 
 def test_too_long_input_and_truncate(trained_date_model):

@@ -50,6 +50,22 @@ def test_traced_batch_function_equals_eager_generate(trained_date_model, generat
     np.testing.assert_allclose(np.asarray(traced_scores), np.asarray(eager.scores), atol=1e-5)
 
 
+@pytest.mark.parametrize("config", [DecodingConfig(),
+                                    DecodingConfig(strategy="beam", beam_size=3, n_best=2)])
+def test_xla_compiled_decoding_equals_the_graph(trained_date_model, config):
+    # float32 model: XLA's rounding differs in the last bits only, so the
+    # ids are the same and the scores equal to float32 precision.
+    trained, _ = trained_date_model
+    graph = TextGenerator(trained, config=config).generate(TEXTS, batch_size=5)
+    compiled = TextGenerator(trained, config=config, jit_compile=True)
+    assert compiled.jit_compile
+    xla = compiled.generate(TEXTS, batch_size=5)
+    assert [[h.text for h in n_best] for n_best in xla] == [
+        [h.text for h in n_best] for n_best in graph]
+    np.testing.assert_allclose([[h.score for h in n_best] for n_best in xla],
+                               [[h.score for h in n_best] for n_best in graph], atol=1e-4)
+
+
 def test_order_is_restored_whatever_the_batching(generator):
     calls = []
     one_batch = generator.generate(TEXTS, batch_size=32)
