@@ -205,3 +205,28 @@ def test_small_inputs_are_padded_to_a_power_of_two_rows(trained_date_model, monk
     generator.best(TEXTS[:3], batch_size=32)
     generator.best(TEXTS, batch_size=8)
     assert shapes == [(4, 16), (8, 16), (8, 16)]
+
+
+def test_no_retracing_warning_for_the_bucket_shapes(trained_date_model):
+    # 12 shapes in 12 calls (rows 1 ... 32, lengths 16 and 32): TensorFlow
+    # warns about "excessive retracing" after 5, which is the design here.
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep(level=logging.WARNING)
+    tf.get_logger().addHandler(handler)
+    try:
+        generator = TextGenerator(trained_date_model[0], config=DecodingConfig(max_length=2))
+        long_text = " ".join(["may first two thousand"] * 5)  # 20 words: the 32 bucket
+        for rows in (1, 2, 4, 8, 16, 32):
+            generator.generate(TEXTS[:1] * rows, batch_size=rows)
+            generator.generate([long_text] * rows, batch_size=rows)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert generator._generate_ids.experimental_get_tracing_count() == 12
+    assert not [message for message in records if "retracing" in message]
