@@ -1,28 +1,16 @@
 """benchmarks/decoding_sweep.py: decoding settings chosen on the validation
 split, the test split scored once with the choice."""
 
-import importlib.util
 import json
-import os
 
 import pytest
+from benchmark_scripts import load_benchmark
 from training.run_configs import write_config
 
 from keras_attention.evaluation.test_set import evaluate_test_set
 from keras_attention.training import load_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_sweep():
-    spec = importlib.util.spec_from_file_location(
-        "decoding_sweep", os.path.join(ROOT, "benchmarks", "decoding_sweep.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = load_sweep()
+sweep = load_benchmark("decoding_sweep")
 TEST_CORPUS = {"format": "dates", "size": 12, "seed": 5}
 
 

@@ -1,27 +1,16 @@
 """benchmarks/quality.py: a bounded run of a recipe, then its test split scored,
 as one JSON object."""
 
-import importlib.util
 import json
 import os
 
 import pytest
+from benchmark_scripts import ROOT, load_benchmark
 from training.run_configs import write_config
 
 from keras_attention.evaluation.metrics import bleu, chrf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_quality():
-    spec = importlib.util.spec_from_file_location(
-        "quality_benchmark", os.path.join(ROOT, "benchmarks", "quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-quality = load_quality()
+quality = load_benchmark("quality")
 
 
 def test_bounded_run_prints_json_with_test_scores(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """benchmarks/quality_jax.py: fixed-shape buckets, and prepare -> train (in a
 process that never imports TensorFlow's data or export code) -> finish."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,22 +8,13 @@ import sys
 
 import numpy as np
 import pytest
+from benchmark_scripts import ROOT, load_benchmark
 from training.run_configs import write_config
 
 from keras_attention.models import load_trained_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "quality_jax.py")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("quality_jax_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-q = load_script()
+q = load_benchmark("quality_jax")
 
 
 def corpus(source_lengths, target_lengths):
