@@ -100,10 +100,10 @@ def run(args):
         return evaluate_test_set(trained, corpus, decoding_config, task=config.task,
                                  limit=limit, batch_size=args.batch_size)
 
-    rows, validation_set = [], None
+    rows, validation_set, validation_sentences = [], None, None
     for settings, candidate in combinations(decoding, grid):
         scores = evaluate(config.data.validation, candidate, args.validation_limit)
-        validation_set = scores["test_set"]
+        validation_set, validation_sentences = scores["test_set"], scores["sentences"]
         rows.append({"settings": settings, "metric": scores["metric"],
                      "decode_seconds": round(scores["decode_seconds"], 1)})
         progress(f"validation {settings}: {metric} {scores['metric'][metric]:.2f}")
@@ -117,7 +117,7 @@ def run(args):
         "task": config.task,
         "select": metric,
         "validation_set": validation_set,
-        "validation_sentences": args.validation_limit,
+        "validation_sentences": validation_sentences,
         "validation": rows,
         "chosen": best["settings"],
         "test_set": test["test_set"],

@@ -39,6 +39,7 @@ def test_chooses_on_validation_and_scores_the_test_split_once(trained_date_model
                                      base.replace(**row["settings"]), batch_size=8)
         assert row["metric"] == expected["metric"]
     assert report["select"] == "bleu" and report["validation_set"] == "dates(size=16, seed=1)"
+    assert report["validation_sentences"] == 16
     best = max(report["validation"], key=lambda row: row["metric"]["bleu"])
     assert report["chosen"] == best["settings"]
     # A date is 10 characters: 3 tokens cannot score, the trained model can.
