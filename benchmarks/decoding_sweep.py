@@ -70,9 +70,10 @@ def combinations(decoding, grid):
 
 def select_metric(config, select):
     """The metric to maximize: ``select``, else the one training monitors."""
+    from keras_attention.evaluation.metrics import ROUGE_TYPES
+
     metric = select or config.monitor.removeprefix("val_")
-    allowed = ("bleu", "chrf") if config.task == "translation" else (
-        "rouge1", "rouge2", "rougeL", "rougeLsum")
+    allowed = ("bleu", "chrf") if config.task == "translation" else ROUGE_TYPES
     if metric not in allowed:
         raise ValueError(f"--select {metric!r} is not a {config.task} test metric; "
                          f"use one of {', '.join(allowed)}.")
