@@ -12,9 +12,10 @@ steps:
    ``data.npz`` (token ids, no padding).
 2. ``train`` (on the accelerator, no TensorFlow): fixed-shape length buckets
    (one XLA compilation per bucket), ``model.fit`` for a wall-clock budget,
-   checkpoint averaging over the last epochs; writes one ``.npz`` with the
-   chosen weights (float16, to fit the transfer limit), the per-epoch history
-   and the validation losses of the candidates.
+   checkpoint averaging over the last epochs; writes an ``.npz`` with the
+   chosen weights (float16, to fit the transfer limit; split over
+   ``NAME.partN.npz`` files of at most 15 MiB for larger models), the
+   per-epoch history and the validation losses of the candidates.
 3. ``finish`` (here, TensorFlow): load the weights into the same model on the
    TensorFlow backend, save a trained model folder (model + tokenizers),
    write the history as TensorBoard scalars, and score the recipe's test split
@@ -359,10 +360,51 @@ def train(args):
     }
     progress(f"[{job['name']}] " + json.dumps({k: summary[k] for k in (
         "epochs", "steps", "train_seconds", "validation_loss", "chosen")}))
-    weights = {f"w{i:04d}": w.astype(np.float16) for i, w in enumerate(candidates[chosen])}
-    partial = args.output + ".partial.npz"
-    np.savez(partial, summary=np.array(json.dumps(summary)), **weights)
-    os.replace(partial, args.output)
+    write_weights(args.output, summary, [w.astype(np.float16) for w in candidates[chosen]],
+                  int(args.shard_mb * 2**20))
+
+
+def shard_paths(output, count):
+    """``output`` (``name.npz``), then ``name.part1.npz``, ``name.part2.npz``, ..."""
+    stem = output[:-len(".npz")] if output.endswith(".npz") else output
+    return [output] + [f"{stem}.part{i}.npz" for i in range(1, count)]
+
+
+def write_weights(output, summary, weights, shard_bytes):
+    """Weights ``w0000``, ``w0001``, ... in files of at most about
+    ``shard_bytes`` each (the device tool brings back files of up to 16 MiB);
+    the first file also holds the summary and the shard count. Each file is
+    written to a temporary name and renamed."""
+    shards, size = [[]], 0
+    for index, weight in enumerate(weights):
+        if shards[-1] and size + weight.nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(index)
+        size += weight.nbytes
+    summary = {**summary, "weight_shards": len(shards)}
+    for number, (path, indices) in enumerate(zip(shard_paths(output, len(shards)), shards)):
+        arrays = {f"w{i:04d}": weights[i] for i in indices}
+        if number == 0:
+            arrays["summary"] = np.array(json.dumps(summary))
+        partial = path[:-len(".npz")] + ".partial.npz"
+        np.savez(partial, **arrays)
+        os.replace(partial, path)
+
+
+def read_weights(path):
+    """``(summary, weights)`` from ``write_weights``' files; a missing shard
+    is a one-line error."""
+    with np.load(path) as first:
+        summary = json.loads(str(first["summary"]))
+    arrays = {}
+    for shard in shard_paths(path, summary.get("weight_shards", 1)):
+        if not os.path.exists(shard):
+            raise SystemExit(f"error: {shard} is missing: the weights of {path} come in "
+                             f"{summary['weight_shards']} files; copy them all next to it.")
+        with np.load(shard) as data:
+            arrays.update({k: data[k] for k in data.files if k.startswith("w")})
+    return summary, [arrays[f"w{i:04d}"].astype(np.float32) for i in range(len(arrays))]
 
 
 # ---------------------------------------------------------------------------
@@ -378,11 +420,8 @@ def finish(args):
     from keras_attention.models import Transformer, TrainedModel, save_trained_model
     from keras_attention.training import load_config
 
-    arrays = np.load(args.weights)
-    summary = json.loads(str(arrays["summary"]))
+    summary, weights = read_weights(args.weights)
     job = summary["job"]
-    weights = [arrays[f"w{i:04d}"].astype(np.float32)
-               for i in range(len([k for k in arrays.files if k.startswith("w")]))]
     model = Transformer(job["model"], dtype=job["precision"])
     model.set_weights(weights)
     vocab = os.path.join(args.job, "vocab")
@@ -448,7 +487,10 @@ def main(argv=None):
     t = commands.add_parser("train", help="train a job (KERAS_BACKEND=jax, no TensorFlow)")
     t.add_argument("--job", required=True)
     t.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
-    t.add_argument("--output", required=True, help=".npz with weights and history")
+    t.add_argument("--output", required=True,
+                   help=".npz with weights and history (larger models: NAME.partN.npz beside it)")
+    t.add_argument("--shard-mb", type=float, default=15.0,
+                   help="most MiB of weights per file (default 15: the device tool's limit is 16)")
     f = commands.add_parser("finish", help="load the weights, save the model, score the test split")
     f.add_argument("--job", required=True)
     f.add_argument("--weights", required=True)

@@ -85,10 +85,18 @@ def test_prepare_train_finish(tmp_path):
              "m.split('.')[1] in ('data', 'export', 'decoding')]; "
              "assert not bad, bad")
     subprocess.run([sys.executable, "-c", check, SCRIPT, "train", "--job", str(job),
-                    "--minutes", "5", "--output", str(weights)],
+                    "--minutes", "5", "--output", str(weights), "--shard-mb", "0.02"],
                    check=True, cwd=str(tmp_path), env=dict(os.environ, KERAS_BACKEND="tensorflow"))
-    arrays = np.load(weights)
-    summary = json.loads(str(arrays["summary"]))
+    # 20 KiB shards: the weights come in several files, each under the limit
+    # but for a single larger array.
+    summary, shipped = q.read_weights(str(weights))
+    shards = q.shard_paths(str(weights), summary["weight_shards"])
+    assert len(shards) > 2 and sorted(f for f in os.listdir(tmp_path) if f.startswith("w.")) \
+        == sorted(os.path.basename(p) for p in shards)  # no .partial files left
+    arrays = [np.load(p) for p in shards]
+    assert sum(len([k for k in a.files if k.startswith("w")]) for a in arrays) == len(shipped)
+    assert all(sum(a[k].nbytes for k in a.files if k.startswith("w")) <= 0.02 * 2**20
+               or len(a.files) <= 2 for a in arrays)
     assert summary["epochs"] == 2 and summary["backend"] == "tensorflow"
     assert set(summary["validation_loss"]) == {
         "last 2 averaged", "best epoch (%d)" % summary["history"][
@@ -101,8 +109,12 @@ def test_prepare_train_finish(tmp_path):
     assert report["sentences"] == 5 and set(report["metric"]) == {"bleu", "chrf"}
     assert report["decoding"]["strategy"] == "beam" and report["decoding"]["beam_size"] == 2
     trained = load_trained_model(str(output / "model"))
-    shipped = [arrays[f"w{i:04d}"].astype(np.float32) for i in range(len(trained.model.weights))]
+    assert len(shipped) == len(trained.model.weights)
     for got, expected in zip(trained.model.get_weights(), shipped, strict=True):
         np.testing.assert_array_equal(got, expected)
     assert len(open(output / "test_hypotheses.txt").read().splitlines()) == 5
     assert os.listdir(output / "logs" / "train") and os.listdir(output / "logs" / "validation")
+
+    os.remove(shards[-1])
+    with pytest.raises(SystemExit, match=f"{os.path.basename(shards[-1])} is missing"):
+        q.read_weights(str(weights))
