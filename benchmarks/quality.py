@@ -45,8 +45,10 @@ CPU_REFERENCE = {
     "tatoeba_en_es": {"minutes": 40, "test_limit": 1000,
                       "overrides": ["optimizer.warmup_steps=500",
                                     "evaluation.max_sentences=300"]},
+    # Dropout 0.3 pays off only after ~20 epochs; 40 CPU minutes give about 6.
     "samsum": {"minutes": 40, "test_limit": 300,
-               "overrides": ["optimizer.warmup_steps=300", "evaluation.max_sentences=100"]},
+               "overrides": ["optimizer.warmup_steps=300", "evaluation.max_sentences=100",
+                             "model.changes.dropout=0.1"]},
     "aeslc": {"minutes": 40, "test_limit": 500,
               "overrides": ["optimizer.warmup_steps=300", "evaluation.max_sentences=100"]},
 }

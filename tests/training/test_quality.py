@@ -73,7 +73,8 @@ def test_cpu_reference_budget_applies_only_without_a_bound_on_a_cpu():
     args = quality.parse_args(["--recipe", "recipes/samsum.yaml"])
     assert quality.budget(args, "samsum", cpu) == {
         "minutes": 40, "steps": None, "test_limit": 300, "cpu_reference": True,
-        "overrides": ["optimizer.warmup_steps=300", "evaluation.max_sentences=100"]}
+        "overrides": ["optimizer.warmup_steps=300", "evaluation.max_sentences=100",
+                      "model.changes.dropout=0.1"]}
     assert quality.budget(args, "other", cpu)["test_limit"] == 500
     gpu = quality.budget(args, "samsum", {"kind": "gpu", "name": "H100", "count": 1})
     assert gpu == {"minutes": None, "steps": None, "test_limit": None, "cpu_reference": False,
