@@ -427,7 +427,9 @@ def finish(args):
     vocab = os.path.join(args.job, "vocab")
     trained = TrainedModel(model, load_tokenizer(vocab, "source"),
                            load_tokenizer(vocab, "target"), task=job["task"])
-    save_trained_model(trained, os.path.join(args.output, "model"), extra={"training": {
+    config = load_config(os.path.join(REPOSITORY, job["recipe"]), job["overrides"])
+    save_trained_model(trained, os.path.join(args.output, "model"), extra={
+        "decoding": config.evaluation.decoding.changes(), "training": {
         "backend": summary["backend"], "device": summary["device"],
         "epochs": summary["epochs"], "steps": summary["steps"],
         "weights": summary["chosen"] + " (shipped as float16)", "job": job}})
@@ -441,7 +443,6 @@ def finish(args):
                     tf.summary.scalar(f"epoch_{key}", entry[key], step=entry["epoch"])
         writer.flush()
 
-    config = load_config(os.path.join(REPOSITORY, job["recipe"]), job["overrides"])
     # The recipe's evaluation decoding (length limits, n-gram blocking), as beam search.
     decoding = dataclasses.replace(config.evaluation.decoding, strategy="beam",
                                    beam_size=args.beam_size, length_penalty=args.length_penalty)

@@ -78,8 +78,9 @@ def evaluate(hypotheses, model_path, source, references, metrics, tokenize, outp
     """Score outputs against references with sacreBLEU (BLEU, chrF) and ROUGE.
 
     Give the outputs with --hypotheses, or decode --source with --model (any
-    decoding option of translate applies). Scores are corpus-level, 0-100,
-    printed with the sacreBLEU signature.
+    decoding option of translate applies; options left unset take the
+    decoding stored with the model folder, as in translate). Scores are
+    corpus-level, 0-100, printed with the sacreBLEU signature.
 
     \b
     Examples:

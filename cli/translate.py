@@ -6,6 +6,7 @@ Both commands are made by ``generation_command``; they differ only in the
 task named in their help and checked against the model's.
 """
 
+import dataclasses
 import functools
 import math
 import os
@@ -36,6 +37,9 @@ DECODING_DEFAULTS = {
 STRATEGIES = ("greedy", "beam", "sample")
 _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
+SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
+                       "model folder (its recipe's evaluation.decoding, listed in its "
+                       "keras_attention.json), else the defaults shown.")
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
 _PROGRESS_LABELS = {"translation": "translating", "summarization": "summarizing"}
@@ -120,12 +124,17 @@ def _with_strategy(decoding):
     return decoding
 
 
-def decoding_config(decoding):
+def decoding_config(decoding, saved=None):
     """The ``DecodingConfig`` of the flags in ``decoding`` (strategy implied
-    by beam or sampling flags)."""
+    by beam or sampling flags) over ``saved``, the decoding a trained model
+    folder stores (its recipe's ``evaluation.decoding``, e.g. SAMSum's length
+    limit and n-gram blocking): flags win, and ``n_best`` and ``seed`` come
+    from the flags alone."""
     from keras_attention.decoding.generate import DecodingConfig
 
-    return DecodingConfig(**_with_strategy(decoding))
+    kept = {f.name for f in dataclasses.fields(DecodingConfig)} - {"n_best", "seed"}
+    base = {name: value for name, value in (saved or {}).items() if name in kept}
+    return DecodingConfig(**{**base, **_with_strategy(decoding)})
 
 
 def _flags(decoding):
@@ -138,7 +147,8 @@ class Decoder:
     Args:
         model_path: a trained model folder (with ``model.keras``) or an
             exported SavedModel (a version folder or its parent).
-        decoding: ``DecodingConfig`` fields to change (trained folders only).
+        decoding: ``DecodingConfig`` fields set by flags (trained folders
+            only), over the decoding stored in the folder.
         truncate: cut inputs longer than the model's limit (SavedModels
             always do).
         jit_compile: compile the decoding with XLA (trained folders only).
@@ -152,8 +162,8 @@ class Decoder:
             from keras_attention.decoding.text import TextGenerator
             from keras_attention.models import load_trained_model
 
-            config = decoding_config(decoding)
             trained = load_trained_model(model_path)
+            config = decoding_config(decoding, trained.metadata.get("decoding"))
             self.task = trained.task
             self._generator = TextGenerator(trained, config=config, truncate=truncate,
                                             jit_compile=jit_compile)
@@ -221,7 +231,7 @@ def warn_on_task(decoder, task):
 def generation_command(name, task, summary, example):
     """The ``translate`` / ``summarize`` command (same options, other task)."""
 
-    @click.command(name=name, help=f"{summary}\n\n{example}")
+    @click.command(name=name, help=f"{summary}\n\n{SAVED_DECODING_HELP}\n\n{example}")
     @click.option("--model", "model_path", required=True, type=click.Path(),
                   help="Trained model folder (with model.keras) or exported SavedModel "
                        "(a version folder or its parent: the latest version is used).")
@@ -273,5 +283,7 @@ summarize = generation_command(
     "SavedModel); same options as translate.",
     "\b\nExample:\n"
     "  keras-attention summarize --model runs/samsum/model --input dialogues.txt \\\n"
-    "    --output summaries.txt --strategy beam --beam-size 4 --no-repeat-ngram-size 3",
+    "    --output summaries.txt --beam-size 4\n"
+    "  (recipes/samsum.yaml stores its length limits, n-gram blocking and length\n"
+    "  penalty with the model; flags override them)",
 )

@@ -120,6 +120,12 @@ class DecodingConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    def changes(self):
+        """The fields that differ from the defaults, as a dict (what a recipe
+        chose; a trained model folder stores them as its decoding)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default}
+
 
 @dataclasses.dataclass(frozen=True)
 class Generation:

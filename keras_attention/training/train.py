@@ -264,6 +264,8 @@ def train(config, verbose="auto", print_fn=print):
     final.set_weights(model.get_weights())
     trained = TrainedModel(final, source_tokenizer, target_tokenizer, task=config.task)
     save_trained_model(trained, layout.model, extra={
+        # translate / summarize / evaluate start from the recipe's decoding.
+        "decoding": config.evaluation.decoding.changes(),
         "training": {"epochs": epochs, "steps": steps, "steps_per_epoch": steps_per_epoch,
                      "best": best_state, "stop_reason": stop_reason,
                      "config": config.to_dict()},

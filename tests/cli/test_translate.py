@@ -1,6 +1,8 @@
 """``keras-attention translate`` / ``summarize`` with a trained model folder."""
 
 import dataclasses
+import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -96,6 +98,46 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
         "beam" if "beam_size" in expected or "n_best" in expected
         else "sample" if "top_k" in expected else "greedy")
     assert seen["config"] == DecodingConfig(**dict(expected, strategy=strategy))
+
+
+def test_flags_override_the_decoding_saved_with_the_model():
+    saved = {"length_penalty": 1.5, "max_length": 96, "min_length": 10,
+             "no_repeat_ngram_size": 3, "n_best": 4, "seed": 3, "a_later_field": 1}
+    # n_best and seed are per call; unknown fields (a newer version's) are ignored.
+    assert translate_module.decoding_config({}, saved) == DecodingConfig(
+        length_penalty=1.5, max_length=96, min_length=10, no_repeat_ngram_size=3)
+    assert translate_module.decoding_config({"beam_size": 4, "max_length": 40}, saved) == \
+        DecodingConfig(strategy="beam", beam_size=4, length_penalty=1.5, max_length=40,
+                       min_length=10, no_repeat_ngram_size=3)
+    saved_beam = {"strategy": "beam", "beam_size": 2}
+    assert translate_module.decoding_config({"temperature": 0.5}, saved_beam) == \
+        DecodingConfig(strategy="sample", beam_size=2, temperature=0.5)
+    with pytest.raises(ValueError, match="min_length=10 leaves no room for END"):
+        translate_module.decoding_config({"max_length": 5}, saved)
+
+
+def test_translate_starts_from_the_decoding_saved_with_the_model(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    metadata_file = copy / "keras_attention.json"
+    metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+    metadata["decoding"] = {"strategy": "beam", "beam_size": 2, "max_length": 3}
+    metadata_file.write_text(json.dumps(metadata), encoding="utf-8")
+    text = "\n".join(TEXTS) + "\n"
+
+    def library(**fields):
+        return TextGenerator(trained, config=DecodingConfig(**fields)).best(TEXTS)
+
+    saved = library(strategy="beam", beam_size=2, max_length=3)
+    assert saved != library()  # three tokens cut every date short
+    result = invoke("translate", "--model", str(copy), input=text)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == saved
+    result = invoke("translate", "--model", str(copy), "--max-length", "6", input=text)
+    assert result.stdout.splitlines() == library(strategy="beam", beam_size=2, max_length=6)
+    result = invoke("translate", "--model", str(copy), "--strategy", "greedy", input=text)
+    assert result.stdout.splitlines() == library(max_length=3)
 
 
 @pytest.mark.parametrize("flags, message", [

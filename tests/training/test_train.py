@@ -76,6 +76,8 @@ def test_model_folder_holds_the_best_weights_and_decodes(run, tmp_path):
     trained = load_trained_model(result.model_directory)
     assert trained.task == "translation"
     assert trained.metadata["training"]["steps"] == result.steps
+    # The recipe's decoding travels with the model (translate starts from it).
+    assert trained.metadata["decoding"] == {"max_length": 12}
     best = Transformer(trained.model.config)
     best.load_weights(os.path.join(result.output_directory, "checkpoints", "best.weights.h5"))
     tokens = {"encoder_tokens": np.array([[5, 6, 7, 8]], "int32"),
