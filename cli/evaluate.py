@@ -1,31 +1,17 @@
 """``keras-attention evaluate``: score outputs (BLEU, chrF, ROUGE, exact match)
 against references, from a file of hypotheses or by decoding a source file."""
 
-import gzip
 import json
-import os
 
 import click
 
 from cli.errors import user_errors
+from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.translate import XLA_HELP, Decoder, decode_lines, decoding_options
 
 METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
 DEFAULT_METRICS = {"translation": "bleu,chrf", "summarization": "rouge"}
-
-
-def read_text_file(path, option):
-    """Lines of a UTF-8 text file (``.gz`` ok); one-line errors when it is
-    missing or empty."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{option} file '{path}' not found; check the path.")
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if not lines:
-        raise ValueError(f"{option} file '{path}' is empty; give one line per sentence.")
-    return lines
 
 
 def _metric_list(text):
@@ -55,8 +41,12 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
                    "or SavedModel.")
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="Inputs to decode with --model, one per line (.gz ok).")
+@click.option("--source-field", default=None, help="--source: " + FIELD_HELP)
 @click.option("--references", required=True, type=click.Path(dir_okay=False),
               help="References, one per line, aligned with the hypotheses (.gz ok).")
+@click.option("--reference-field", default=None,
+              help="--references: read JSON Lines and take this field of each record "
+                   "(e.g. 'summary').")
 @click.option("--metric", "metrics", default=None,
               help="Comma-separated metrics: bleu, chrf, rouge (ROUGE-1/2/L/Lsum F1), exact. "
                    "[default: the model's task: bleu,chrf for translation, rouge for "
@@ -73,8 +63,8 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @decoding_options
 @user_errors
-def evaluate(hypotheses, model_path, source, references, metrics, tokenize, output_path,
-             batch_size, truncate, xla, as_json, decoding):
+def evaluate(hypotheses, model_path, source, source_field, references, reference_field,
+             metrics, tokenize, output_path, batch_size, truncate, xla, as_json, decoding):
     """Score outputs against references with sacreBLEU (BLEU, chrF) and ROUGE.
 
     Give the outputs with --hypotheses, or decode --source with --model (any
@@ -89,6 +79,9 @@ def evaluate(hypotheses, model_path, source, references, metrics, tokenize, outp
       keras-attention evaluate --model runs/en-de/model \\
         --source ../shared/data/multi30k/test_2016_flickr.en.gz \\
         --references ../shared/data/multi30k/test_2016_flickr.de.gz --beam-size 4 --json
+      keras-attention evaluate --model runs/samsum/model --beam-size 4 \
+        --source ../shared/data/samsum/test.jsonl.gz --source-field dialogue \
+        --references ../shared/data/samsum/test.jsonl.gz --reference-field summary
     """
     from keras_attention.evaluation import score
 
@@ -99,23 +92,23 @@ def evaluate(hypotheses, model_path, source, references, metrics, tokenize, outp
         )
     if model_path and not source:
         raise click.UsageError("--model needs --source FILE (the inputs to decode).")
-    if hypotheses and (source or output_path or decoding or truncate or xla):
+    if hypotheses and (source or source_field or output_path or decoding or truncate or xla):
         raise click.UsageError(
-            "--source, --output, --truncate, --xla and decoding options need --model; "
-            "with --hypotheses the outputs are already decoded."
+            "--source, --source-field, --output, --truncate, --xla and decoding options "
+            "need --model; with --hypotheses the outputs are already decoded."
         )
     reference_lines = read_text_file(references, "--references")
+    if reference_field is not None:
+        reference_lines = read_inputs(reference_lines, f"--references '{references}'",
+                                      reference_field)
     task = None
     if hypotheses:
         outputs = read_text_file(hypotheses, "--hypotheses")
         _check_counts(outputs, f"--hypotheses '{hypotheses}'", reference_lines, references)
     else:
-        inputs = read_text_file(source, "--source")
+        inputs = read_inputs(read_text_file(source, "--source"), f"--source '{source}'",
+                             source_field)
         _check_counts(inputs, f"--source '{source}'", reference_lines, references)
-        empty = [i + 1 for i, line in enumerate(inputs) if not line.strip()]
-        if empty:
-            raise ValueError(f"--source '{source}': line {empty[0]} is empty "
-                             f"({len(empty)} empty line(s)); remove empty lines.")
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         task = decoder.task
         results = decode_lines(decoder, inputs, batch_size, "decoding", show_progress=True)

@@ -10,11 +10,11 @@ import dataclasses
 import functools
 import math
 import os
-import sys
 
 import click
 
 from cli.errors import user_errors
+from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
 # checks them against keras_attention.decoding.generate.DecodingConfig().
@@ -200,18 +200,6 @@ class Decoder:
         return outputs
 
 
-def read_input_lines(stream, name):
-    """The lines of ``stream``; a one-line error names the first empty one."""
-    lines = stream.read().splitlines()
-    empty = [i + 1 for i, line in enumerate(lines) if not line.strip()]
-    if empty:
-        raise ValueError(
-            f"{name}: line {empty[0]} is empty ({len(empty)} empty line(s)); "
-            "remove empty lines, one sentence per line."
-        )
-    return lines
-
-
 def decode_lines(decoder, lines, batch_size, label, show_progress):
     """``decoder(lines)`` with a progress bar on stderr when ``show_progress``."""
     if not show_progress:
@@ -235,11 +223,13 @@ def generation_command(name, task, summary, example):
     @click.option("--model", "model_path", required=True, type=click.Path(),
                   help="Trained model folder (with model.keras) or exported SavedModel "
                        "(a version folder or its parent: the latest version is used).")
-    @click.option("--input", "input_file", type=click.File("r", encoding="utf-8"), default="-",
-                  show_default=True, help="Text file, one input per line ('-' = stdin).")
+    @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
+                  default="-", show_default=True,
+                  help="Text file, one input per line ('-' = stdin; .gz ok).")
     @click.option("--output", "output_file", type=click.File("w", encoding="utf-8"),
                   default="-", show_default=True,
                   help="Where to write one output per line ('-' = stdout).")
+    @click.option("--input-field", default=None, help=FIELD_HELP)
     @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                   help="Inputs decoded together.")
     @click.option("--truncate", is_flag=True,
@@ -247,9 +237,14 @@ def generation_command(name, task, summary, example):
     @click.option("--xla", is_flag=True, help=XLA_HELP)
     @decoding_options
     @user_errors
-    def command(model_path, input_file, output_file, batch_size, truncate, xla, decoding):
-        from_stdin = input_file is sys.stdin or input_file.name == "<stdin>"
-        lines = read_input_lines(input_file, "stdin" if from_stdin else input_file.name)
+    def command(model_path, input_path, output_file, input_field, batch_size, truncate, xla,
+                decoding):
+        from_stdin = input_path == "-"
+        if from_stdin:
+            lines = click.get_text_stream("stdin", encoding="utf-8").read().splitlines()
+        else:
+            lines = read_text_file(input_path, "--input")
+        lines = read_inputs(lines, "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
         results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],
@@ -282,8 +277,8 @@ summarize = generation_command(
     "Summarize texts with a trained summarization model folder (or an exported "
     "SavedModel); same options as translate.",
     "\b\nExample:\n"
-    "  keras-attention summarize --model runs/samsum/model --input dialogues.txt \\\n"
-    "    --output summaries.txt --beam-size 4\n"
+    "  keras-attention summarize --model runs/samsum/model --beam-size 4 \\\n"
+    "    --input dialogues.jsonl --input-field dialogue --output summaries.txt\n"
     "  (recipes/samsum.yaml stores its length limits, n-gram blocking and length\n"
     "  penalty with the model; flags override them)",
 )

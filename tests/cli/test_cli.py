@@ -61,8 +61,8 @@ def test_translate_rejects_empty_lines_naming_the_line(tmp_path):
     )
     assert result.exit_code == 1
     assert result.output.strip() == (
-        f"Error: {source}: line 2 is empty (1 empty line(s)); remove empty lines, "
-        "one sentence per line."
+        f"Error: {source}: line 2 is empty (1 empty input(s)); remove empty lines, "
+        "one input per line."
     )
 
 

@@ -79,6 +79,31 @@ def test_decode_and_score_in_one_go(trained_date_model, tmp_path):
     assert "decoding" in result.stderr  # progress bar
 
 
+def test_json_lines_fields_with_line_breaks(trained_date_model, tmp_path):
+    # Dialogues keep their line breaks in JSON Lines; a text file cannot.
+    trained, folder = trained_date_model
+    pairs = date_pairs(4, seed=6)
+    sources = [s.replace(" ", "\n", 1) for s, _ in pairs]
+    data = tmp_path / "test.jsonl.gz"
+    with gzip.open(data, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"id": i, "text": s, "date": t}) + "\n"
+                     for i, (s, (_, t)) in enumerate(zip(sources, pairs)))
+    output = tmp_path / "hyp.txt"
+    result = invoke("evaluate", "--model", folder, "--source", str(data), "--source-field",
+                    "text", "--references", str(data), "--reference-field", "date",
+                    "--metric", "exact", "--output", str(output), "--json")
+    assert result.exit_code == 0, result.output
+    hypotheses = TextGenerator(trained).best(sources)
+    assert output.read_text().splitlines() == hypotheses
+    assert json.loads(result.stdout)["metrics"][0]["score"] == pytest.approx(
+        100 * exact_match(hypotheses, [t for _, t in pairs]))
+    result = invoke("evaluate", "--model", folder, "--source", str(data), "--source-field",
+                    "dialogue", "--references", str(data), "--reference-field", "date")
+    assert one_line_error(result) == (
+        f"Error: --source '{data}': line 1 has no field 'dialogue' (fields: id, text, date); "
+        "name one of them.")
+
+
 def test_model_task_picks_the_default_metrics(trained_date_model, tmp_path):
     _, folder = trained_date_model
     source, reference = tmp_path / "src.txt", tmp_path / "ref.txt"
@@ -134,7 +159,8 @@ def test_empty_source_line(files, tmp_path):
     result = invoke("evaluate", "--model", str(tmp_path), "--source", str(source),
                     "--references", files[1])
     assert one_line_error(result) == (
-        f"Error: --source '{source}': line 2 is empty (1 empty line(s)); remove empty lines.")
+        f"Error: --source '{source}': line 2 is empty (1 empty input(s)); remove empty lines, "
+        "one input per line.")
 
 
 def test_unknown_metric(files):
@@ -151,8 +177,8 @@ def test_unknown_metric(files):
      "Error: give either --hypotheses FILE or --model PATH with --source FILE, not both."),
     (["--model", "m"], "Error: --model needs --source FILE (the inputs to decode)."),
     (["--hypotheses", "h", "--beam-size", "4"],
-     "Error: --source, --output, --truncate, --xla and decoding options need --model; with "
-     "--hypotheses the outputs are already decoded."),
+     "Error: --source, --source-field, --output, --truncate, --xla and decoding options "
+     "need --model; with --hypotheses the outputs are already decoded."),
 ])
 def test_option_combinations_are_usage_errors(args, message):
     result = invoke("evaluate", "--references", "r", *args)

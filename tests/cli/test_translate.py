@@ -1,6 +1,7 @@
 """``keras-attention translate`` / ``summarize`` with a trained model folder."""
 
 import dataclasses
+import gzip
 import json
 import shutil
 
@@ -39,6 +40,34 @@ def test_stdin_to_stdout_equals_the_library(trained_date_model):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS)
     assert result.stderr == ""  # no progress bar for stdin
+
+
+def test_input_field_reads_json_lines(trained_date_model):
+    trained, folder = trained_date_model
+    texts = [text.replace(" ", "\n", 1) for text in TEXTS]  # line breaks inside inputs
+    records = "".join(json.dumps({"dialogue": text, "n": 1}) + "\n" for text in texts)
+    result = invoke("summarize", "--model", folder, "--input-field", "dialogue", input=records)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == TextGenerator(trained).best(texts)
+    result = invoke("translate", "--model", folder, "--input-field", "n", input=records)
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: stdin: line 1: field 'n' is int, not text; "
+                                     "name a text field.")
+
+
+def test_input_file_may_be_gzipped_and_must_exist(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    data = tmp_path / "in.jsonl.gz"
+    with gzip.open(data, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": text}) + "\n" for text in TEXTS)
+    result = invoke("translate", "--model", folder, "--input", str(data), "--input-field",
+                    "text")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS)
+    result = invoke("translate", "--model", folder, "--input", str(tmp_path / "nope.txt"))
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: --input file '{tmp_path / 'nope.txt'}' not "
+                                     "found; check the path.")
 
 
 def test_files_with_progress_and_beam_n_best(trained_date_model, tmp_path):
