@@ -86,11 +86,15 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
 
     Tokenization, the encoder, cached greedy or beam search and
     detokenization all run in the graph, so TF Serving (or any TensorFlow
-    program that imports tensorflow_text) serves it as is. Signatures:
+    program that imports tensorflow_text) serves it as is. Its decoding
+    starts from the one stored with the model folder (its recipe's length
+    limits, n-gram blocking, length penalty: what translate/summarize use);
+    the options here override single fields. Signatures:
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
 
-    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search) with
+    --format tflite writes OUTPUT/VERSION/model.tflite (plain greedy search
+    up to --max-length; the stored decoding does not apply) with
     the tokenizers and keras_attention.json beside it: with --io text a
     string (1,) -> {outputs (1,), ids} model whose tokenizers run as TF Text
     custom ops (register tensorflow_text's TFLite ops in the interpreter);
@@ -131,6 +135,8 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     from keras_attention.models import load_trained_model
 
     trained = load_trained_model(model_path)
+    # Unset options start from the decoding stored with the folder (its recipe's).
+    config = decoding_config(decoding, trained.metadata.get("decoding"))
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
                               config=config, max_batch_size=max_batch_size)
     version = next_version(output_dir) if version is None else version

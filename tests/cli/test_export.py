@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -60,6 +61,28 @@ def test_export_beam_search_checks_in_a_fresh_process_and_serves(trained_date_mo
     translated = invoke("translate", "--model", output, input="\n".join(TEXTS) + "\n")
     assert translated.exit_code == 0, translated.output
     assert translated.stdout.splitlines() == [hs[0].text for hs in expected]
+
+
+def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    metadata = json.loads((copy / "keras_attention.json").read_text())
+    metadata["decoding"] = {"max_length": 4, "no_repeat_ngram_size": 1}
+    (copy / "keras_attention.json").write_text(json.dumps(metadata))
+    output = str(tmp_path / "dates")
+    result = invoke("export", "--model", str(copy), "--output", output, "--beam-size", "2")
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(output, "1", "keras_attention.json")) as f:
+        info = json.load(f)
+    config = DecodingConfig(strategy="beam", beam_size=2, max_length=4, no_repeat_ngram_size=1)
+    assert info["decoding"] == dict(config.__dict__)
+    expected = TextGenerator(trained, config=config).best(TEXTS)
+    assert expected != TextGenerator(trained, config=DecodingConfig(
+        strategy="beam", beam_size=2)).best(TEXTS)
+    served = tf.saved_model.load(os.path.join(output, "1")).signatures["serving_default"](
+        inputs=tf.constant(TEXTS))
+    assert [t.decode() for t in served["outputs"].numpy()] == expected
 
 
 @pytest.mark.parametrize("args, code, message", [

@@ -7,12 +7,12 @@ import pytest
 from cli.inputs import read_inputs, read_text_file
 
 
-def test_plain_lines_are_the_inputs():
-    assert read_inputs(["a b", "c"], "in.txt") == ["a b", "c"]
+def test_plain_lines_are_the_inputs_stripped():
+    assert read_inputs(["a b", " c\t"], "in.txt") == ["a b", "c"]
 
 
-def test_json_lines_field_keeps_line_breaks():
-    lines = [json.dumps({"dialogue": "A: hi\r\nB: hello", "summary": "x"}),
+def test_json_lines_field_keeps_inner_line_breaks():
+    lines = [json.dumps({"dialogue": "A: hi\r\nB: hello\r\n", "summary": " x"}),
              json.dumps({"dialogue": "C: bye", "summary": "y"})]
     assert read_inputs(lines, "d.jsonl", "dialogue") == ["A: hi\r\nB: hello", "C: bye"]
     assert read_inputs(lines, "d.jsonl", "summary") == ["x", "y"]
