@@ -79,8 +79,8 @@ def evaluate(hypotheses, model_path, source, source_field, references, reference
       keras-attention evaluate --model runs/en-de/model \\
         --source ../shared/data/multi30k/test_2016_flickr.en.gz \\
         --references ../shared/data/multi30k/test_2016_flickr.de.gz --beam-size 4 --json
-      keras-attention evaluate --model runs/samsum/model --beam-size 4 \
-        --source ../shared/data/samsum/test.jsonl.gz --source-field dialogue \
+      keras-attention evaluate --model runs/samsum/model --beam-size 4 \\
+        --source ../shared/data/samsum/test.jsonl.gz --source-field dialogue \\
         --references ../shared/data/samsum/test.jsonl.gz --reference-field summary
     """
     from keras_attention.evaluation import score
