@@ -134,7 +134,16 @@ def decoding_config(decoding, saved=None):
 
     kept = {f.name for f in dataclasses.fields(DecodingConfig)} - {"n_best", "seed"}
     base = {name: value for name, value in (saved or {}).items() if name in kept}
-    return DecodingConfig(**{**base, **_with_strategy(decoding)})
+    flags = _with_strategy(decoding)
+    try:
+        return DecodingConfig(**{**base, **flags})
+    except ValueError as error:
+        stored = {name: value for name, value in base.items() if name not in flags}
+        if not stored:
+            raise
+        listed = ", ".join(f"{name}={value}" for name, value in stored.items())
+        raise ValueError(f"{error} (stored with the model: {listed}; flags override "
+                         "them)") from None
 
 
 def _flags(decoding):

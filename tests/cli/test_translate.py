@@ -141,8 +141,13 @@ def test_flags_override_the_decoding_saved_with_the_model():
     saved_beam = {"strategy": "beam", "beam_size": 2}
     assert translate_module.decoding_config({"temperature": 0.5}, saved_beam) == \
         DecodingConfig(strategy="sample", beam_size=2, temperature=0.5)
-    with pytest.raises(ValueError, match="min_length=10 leaves no room for END"):
+    # A clash with a stored value says where that value comes from.
+    with pytest.raises(ValueError) as error:
         translate_module.decoding_config({"max_length": 5}, saved)
+    assert str(error.value) == (
+        "min_length=10 leaves no room for END within max_length=5; make min_length < "
+        "max_length. (stored with the model: length_penalty=1.5, min_length=10, "
+        "no_repeat_ngram_size=3; flags override them)")
 
 
 def test_translate_starts_from_the_decoding_saved_with_the_model(trained_date_model, tmp_path):
