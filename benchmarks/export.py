@@ -12,7 +12,7 @@ otherwise ``export_errors`` says why), then reports
   ratios to TFLite float32 (goals: float16 <= 0.55x, dynamic and int8 <= 0.3x);
 - ``latency_ms_per_sentence`` at batch 1 and batch 32 of the in-memory Keras
   model (``TextGenerator``, greedy), the SavedModel (``SavedModelTranslator``)
-  and each TFLite file (``TFLiteGreedy``), all warm (every timed call is run
+  and each TFLite file (``TFLiteDecoder``), all warm (every timed call is run
   once before timing). TFLite takes one sentence per call: its "batch 32"
   runs 32 sentences one by one (said in ``tflite_batch_32``);
 - ``bleu``: sacreBLEU (signature included) of each path on the first N lines
@@ -50,7 +50,7 @@ from keras_attention.evaluation.metrics import bleu  # noqa: E402
 from keras_attention.export import (  # noqa: E402
     SavedModelTranslator,
     TextToTextModule,
-    TFLiteGreedy,
+    TFLiteDecoder,
     export_saved_model,
     export_tflite,
 )
@@ -113,11 +113,11 @@ def timed(translate, texts, batch_size):
 
 
 class TFLiteTexts:
-    """Strings in, strings out through a ``TFLiteGreedy`` file and the model's
+    """Strings in, strings out through a ``TFLiteDecoder`` file and the model's
     tokenizers (inputs truncated and padded to ``max_source_length``)."""
 
     def __init__(self, path, source_tokenizer, target_tokenizer):
-        self.runner = TFLiteGreedy(path)
+        self.runner = TFLiteDecoder(path)
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
 

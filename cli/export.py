@@ -1,7 +1,8 @@
 """``keras-attention export``: a trained model folder -> a versioned,
 string-in/string-out SavedModel for TF Serving (greedy or beam search in the
-graph), or a TFLite greedy model (``--format tflite``): string -> string
-with TF Text custom ops when the tokenizers allow it, else ids -> ids."""
+graph), or a TFLite greedy or beam search model (``--format tflite``):
+string -> string with TF Text custom ops when the tokenizers allow it, else
+ids -> ids."""
 
 import json
 import os
@@ -93,8 +94,9 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
 
-    --format tflite writes OUTPUT/VERSION/model.tflite (plain greedy search
-    up to --max-length; the stored decoding does not apply) with
+    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search, or
+    beam search with --beam-size/--length-penalty, up to --max-length; the
+    stored decoding does not apply) with
     the tokenizers and keras_attention.json beside it: with --io text a
     string (1,) -> {outputs (1,), ids} model whose tokenizers run as TF Text
     custom ops (register tensorflow_text's TFLite ops in the interpreter);
@@ -107,7 +109,7 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
       keras-attention export --model runs/de-en/model --output saved_models/de-en \\
         --version 2 --beam-size 4 --length-penalty 0.6 --n-best 4 --probe "ein Haus"
       keras-attention export --model runs/de-en/model --output tflite/de-en \\
-        --format tflite --quantize int8 --probe "ein Haus"
+        --format tflite --quantize int8 --beam-size 4 --probe "ein Haus"
       keras-attention export --model runs/dates/model --output tflite/dates \\
         --format tflite --io ids --quantize dynamic --probe "5 apr 1917"
     """
@@ -118,10 +120,13 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
 
     config = decoding_config(decoding)  # before loading: bad flags fail fast
     if export_format == "tflite":
-        if config.strategy != "greedy":
+        if config.strategy == "sample":
+            raise ValueError("strategy 'sample' cannot be exported: exports must be "
+                             "deterministic; use greedy or beam search.")
+        if config.n_best != 1:
             raise click.UsageError(
-                "--format tflite exports greedy search only; drop --strategy/--beam-size/"
-                "--n-best/--length-penalty or use --format saved_model.")
+                "--format tflite returns one output per input; drop --n-best or use "
+                "--format saved_model (its n_best signature).")
         return _export_tflite(model_path, output_dir, version, config, quantize or "none",
                               tflite_io, probes)
     for value, flag in ((quantize, "--quantize"), (tflite_io, "--io")):
@@ -179,14 +184,16 @@ def _export_tflite(model_path, output_dir, version, config, quantize, tflite_io,
     version = next_version(output_dir) if version is None else version
     if isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (the version folder), got {version!r}.")
+    search = {"beam_size": config.beam_size if config.strategy == "beam" else 1,
+              "length_penalty": config.length_penalty}
     folder = export_tflite_folder(trained, os.path.join(output_dir, str(version)),
-                                  max_output_length, quantize=quantize, io=tflite_io)
+                                  max_output_length, quantize=quantize, io=tflite_io, **search)
     path = os.path.join(folder, MODEL_FILE)
     kind = "string -> string" if tflite_io == "text" else "ids -> ids"
-    click.echo(f"exported {kind} greedy search ({trained.task}, quantize {quantize}, "
+    click.echo(f"exported {kind} {config.strategy} search ({trained.task}, quantize {quantize}, "
                f"{os.path.getsize(path)} bytes) to {path}")
     if probes:
-        outputs, expected = compare_text_with_model(trained, path, list(probes))
+        outputs, expected = compare_text_with_model(trained, path, list(probes), **search)
         same = sum(a == b for a, b in zip(outputs, expected))
         if quantize == "none" and same < len(probes):
             raise click.ClickException(

@@ -9,12 +9,12 @@ from keras_attention.export.saved_model import (
     resolve_version,
 )
 from keras_attention.export.signatures import TextToTextModule
-from keras_attention.export.tflite import TFLiteGreedy, export_tflite, export_tflite_folder
+from keras_attention.export.tflite import TFLiteDecoder, export_tflite, export_tflite_folder
 from keras_attention.export.tflite_text import TFLiteText, export_tflite_text
 
 __all__ = [
     "SavedModelTranslator",
-    "TFLiteGreedy",
+    "TFLiteDecoder",
     "TFLiteText",
     "TextToTextModule",
     "export_saved_model",

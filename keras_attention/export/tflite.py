@@ -1,20 +1,24 @@
-"""TFLite export: a greedy ids -> ids decoder with TFLite builtin ops only.
+"""TFLite export: a greedy or beam search ids -> ids decoder with TFLite
+builtin ops only.
 
 ``export_tflite`` converts the model's encoder and cached greedy search (the
 ``token_search`` loop of ``decoding/greedy.py`` over ``model.decode_step``)
-into one ``.tflite`` flatbuffer:
+or beam search (``decoding/beam.py``, with its length penalty) into one
+``.tflite`` flatbuffer:
 
 - input ``source_ids``: int32 ``(1, max_source_length)``, PAD = 0 after the
   tokens (padding does not change the output);
 - output ``ids``: int32 ``(1, max_output_length)`` generated ids (no START,
   END included, PAD after), those of ``generate(model, source_ids,
-  DecodingConfig(max_length=max_output_length))``.
+  DecodingConfig(max_length=max_output_length))`` (with ``beam_size`` > 1:
+  ``strategy="beam"``, ``beam_size``, ``length_penalty``).
 
 Decoding is a ``tf.while_loop`` (TFLite ``WHILE``) whose condition stops at
-END, so short outputs take few steps. Only ``TFLITE_BUILTINS`` are allowed
-(no Flex delegate needed); the one change from ``generate`` is the argmax,
-which Keras computes with a bitwise op TFLite lacks. Tokenization stays with
-the caller (the model folder's tokenizers).
+END (beam search: once no beam can win), so short outputs take few steps.
+Only ``TFLITE_BUILTINS`` are allowed (no Flex delegate needed); the one
+change from ``generate`` is the greedy argmax, which Keras computes with a
+bitwise op TFLite lacks. Tokenization stays with the caller (the model
+folder's tokenizers).
 
 ``quantize``: ``none`` (float32), ``float16`` (weights stored as float16,
 about half the size), ``dynamic`` (the converter's dynamic-range
@@ -34,6 +38,7 @@ latter, like older runtimes on phones, slices at most 5-D tensors, so the
 The string -> string model (tokenizers inside) is in ``tflite_text``.
 """
 
+import dataclasses
 import importlib
 import json
 import os
@@ -45,7 +50,8 @@ import tensorflow as tf
 from keras_attention.atomic import atomic_directory, write_atomically
 from keras_attention.data.tokenizer_files import save_tokenizer
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_attention.decoding.cache import cached_steps
+from keras_attention.decoding.beam import beam_search
+from keras_attention.decoding.cache import cached_steps, tile_rows
 from keras_attention.decoding.generate import (
     DecodingConfig,
     end_empty_sources,
@@ -116,14 +122,21 @@ class PerLayerSteps:
                 else tuple(tf.unstack(new[key], axis=1))
         return logits, new
 
+    def reorder(self, state, rows):
+        """Beam search's reorder: the self-attention cache follows ``rows``
+        (as ``CachedSteps.reorder``), one layer tensor at a time."""
+        layers = tuple(tf.gather(layer, rows, axis=0) for layer in state["self_attention"])
+        return dict(state, self_attention=layers)
+
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-class GreedyIdsModule(tf.Module):
-    """The graph ``export_tflite`` converts: padded source ids -> greedy ids.
+class SearchIdsModule(tf.Module):
+    """The graph ``export_tflite`` converts: padded source ids -> the ids of
+    greedy search (``beam_size=1``) or beam search.
 
     Args:
         model: a ``keras_attention.models.Transformer``.
@@ -131,10 +144,13 @@ class GreedyIdsModule(tf.Module):
             ``max_sequence_length``).
         max_output_length: generated tokens, END included (at most the
             model's ``max_sequence_length - 1``).
+        beam_size: 1 for greedy search, else beam search with this many beams.
+        length_penalty: beam search's GNMT alpha.
     """
 
-    def __init__(self, model, max_source_length, max_output_length):
-        super().__init__(name="greedy_ids")
+    def __init__(self, model, max_source_length, max_output_length, beam_size=1,
+                 length_penalty=0.6):
+        super().__init__(name="search_ids")
         limit = model.config.max_sequence_length
         _positive_int(max_source_length, "max_source_length")
         _positive_int(max_output_length, "max_output_length")
@@ -152,7 +168,8 @@ class GreedyIdsModule(tf.Module):
         self.tf_vars = [v.value for v in model.weights]
         self.max_source_length = max_source_length
         self.max_output_length = max_output_length
-        self.config = DecodingConfig(max_length=max_output_length)
+        _positive_int(beam_size, "beam_size")
+        self.config = search_config(max_output_length, beam_size, length_penalty)
         self.ids = tf.function(
             self.search,
             input_signature=[tf.TensorSpec([1, max_source_length], tf.int32,
@@ -161,16 +178,27 @@ class GreedyIdsModule(tf.Module):
 
     def search(self, source_ids):
         """``{"ids": (1, max_output_length) int32}`` for padded source ids."""
-        length = self.max_output_length
+        length, config = self.max_output_length, self.config
         steps = PerLayerSteps(self.model)
         state = steps.start(source_ids, length + 1)
-        limits = sentence_limits(source_ids, self.config, length)
-        tokens, scores = token_search(
-            steps.next, tflite_argmax_pick, tf.fill([1], START_ID), state, length + 1,
-            END_ID, PAD_ID, decoding_processors(self.config, limits, END_ID),
-        )
+        limits = sentence_limits(source_ids, config, length)
+        start = tf.fill([1], START_ID)
+        if config.strategy == "greedy":
+            tokens, scores = token_search(
+                steps.next, tflite_argmax_pick, start, state, length + 1, END_ID, PAD_ID,
+                decoding_processors(config, limits, END_ID),
+            )
+            tokens, scores = tokens[:, None], scores[:, None]
+        else:
+            tokens, scores = beam_search(
+                steps.next, start, state, length + 1, END_ID, PAD_ID,
+                beam_size=config.beam_size, length_penalty=config.length_penalty,
+                processors=decoding_processors(config, tile_rows(limits, config.beam_size),
+                                               END_ID),
+                reorder_fn=steps.reorder,
+            )
         # generate's rule: an all-padding source gives [END] then PAD.
-        ids, _ = end_empty_sources(source_ids, tokens[:, None, 1:], scores[:, None])
+        ids, _ = end_empty_sources(source_ids, tokens[:, :, 1:], scores)
         return {IDS_NAME: ids[:, 0]}
 
 
@@ -198,7 +226,7 @@ def finish(flatbuffer, quantize):
 
 
 def convert(module, quantize="none"):
-    """The ``.tflite`` bytes of a ``GreedyIdsModule`` (builtin ops only)."""
+    """The ``.tflite`` bytes of a ``SearchIdsModule`` (builtin ops only)."""
     converter = converter_for(module.ids.get_concrete_function(), module, quantize)
     return finish(converter.convert(), quantize)
 
@@ -278,8 +306,8 @@ def float32_copy(model):
 
 
 def export_tflite(trained_or_model, path, max_source_length, max_output_length,
-                  quantize="none"):
-    """Write the greedy ids -> ids decoder of a model to ``path`` (``.tflite``).
+                  quantize="none", beam_size=1, length_penalty=0.6):
+    """Write the ids -> ids decoder of a model to ``path`` (``.tflite``).
 
     Args:
         trained_or_model: a ``models.TrainedModel`` or a ``Transformer``.
@@ -287,6 +315,8 @@ def export_tflite(trained_or_model, path, max_source_length, max_output_length,
         max_source_length: the input's fixed length (pad with 0).
         max_output_length: most generated tokens, END included.
         quantize: one of ``QUANTIZATIONS``.
+        beam_size: 1 for greedy search, else beam search with this many beams.
+        length_penalty: beam search's GNMT alpha.
 
     Returns:
         ``path``.
@@ -294,7 +324,8 @@ def export_tflite(trained_or_model, path, max_source_length, max_output_length,
     model = trained_or_model.model if isinstance(trained_or_model, TrainedModel) \
         else trained_or_model
     _check_quantize(quantize)
-    module = GreedyIdsModule(float32_copy(model), max_source_length, max_output_length)
+    module = SearchIdsModule(float32_copy(model), max_source_length, max_output_length,
+                             beam_size=beam_size, length_penalty=length_penalty)
     write_atomically(path, convert(module, quantize))
     return path
 
@@ -332,11 +363,11 @@ def load_interpreter(path, interpreter_class=None, text_ops=False):
     return interpreter_class(model_path=path, custom_op_registerers=registerers)
 
 
-class TFLiteGreedy:
+class TFLiteDecoder:
     """Runs an ``export_tflite`` file on source ids (``interpreter_class``:
     as for ``load_interpreter``).
 
-    ``TFLiteGreedy(path)(source_ids)``: ``source_ids`` int ``(batch, length)``
+    ``TFLiteDecoder(path)(source_ids)``: ``source_ids`` int ``(batch, length)``
     with ``length <= max_source_length`` and PAD = 0 -> int32 ``(batch,
     max_output_length)`` generated ids, one interpreter call per row.
     """
@@ -366,15 +397,27 @@ class TFLiteGreedy:
 TFLITE_IO = ("text", "ids")
 
 
-def export_tflite_folder(trained, directory, max_output_length, quantize="none", io="ids"):
+def search_config(max_output_length, beam_size=1, length_penalty=0.6):
+    """The ``DecodingConfig`` a TFLite export runs: greedy search for
+    ``beam_size=1``, else beam search."""
+    if beam_size == 1:
+        return DecodingConfig(max_length=max_output_length)
+    return DecodingConfig(strategy="beam", beam_size=beam_size, length_penalty=length_penalty,
+                          max_length=max_output_length)
+
+
+def export_tflite_folder(trained, directory, max_output_length, quantize="none", io="ids",
+                         beam_size=1, length_penalty=0.6):
     """Write ``directory/`` (atomically) with ``model.tflite``, the source
     and target tokenizers (``source.json``, ``target.json`` and their
     vocabularies or models) and ``keras_attention.json`` (lengths,
-    quantization, input/output names). Returns ``directory``.
+    quantization, decoding, input/output names). Returns ``directory``.
 
     ``io``: ``"ids"`` (``export_tflite``, source length the model's
     ``max_sequence_length``; the app tokenizes with the saved tokenizers)
     or ``"text"`` (``tflite_text.export_tflite_text``: strings in and out).
+    ``beam_size``: 1 for greedy search, else beam search
+    (``length_penalty``: its GNMT alpha).
     """
     from keras_attention.export.tflite_text import INPUTS_NAME, OUTPUTS_NAME, export_tflite_text
 
@@ -384,12 +427,14 @@ def export_tflite_folder(trained, directory, max_output_length, quantize="none",
     with atomic_directory(directory) as tmp:
         path = os.path.join(tmp, MODEL_FILE)
         ids_output = f"int32 (1, {max_output_length}), END then PAD"
+        search = {"beam_size": beam_size, "length_penalty": length_penalty}
         if io == "text":
-            export_tflite_text(trained, path, max_output_length, quantize=quantize)
+            export_tflite_text(trained, path, max_output_length, quantize=quantize, **search)
             inputs = {INPUTS_NAME: "string (1,), UTF-8; tokens past max_source_length are cut"}
             outputs = {OUTPUTS_NAME: "string (1,)", IDS_NAME: ids_output}
         else:
-            export_tflite(trained, path, max_source_length, max_output_length, quantize=quantize)
+            export_tflite(trained, path, max_source_length, max_output_length, quantize=quantize,
+                          **search)
             inputs = {SOURCE_IDS_NAME: f"int32 (1, {max_source_length}), PAD = 0"}
             outputs = {IDS_NAME: ids_output}
         save_tokenizer(trained.source_tokenizer, tmp, "source")
@@ -405,7 +450,9 @@ def export_tflite_folder(trained, directory, max_output_length, quantize="none",
             "custom_ops": "tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS"
             if io == "text" else None,
             "task": trained.task,
-            "decoding": "greedy",
+            "decoding": {name: value for name, value in dataclasses.asdict(
+                search_config(max_output_length, **search)).items()
+                if name in ("strategy", "beam_size", "length_penalty", "max_length")},
             "quantize": quantize,
             "max_source_length": max_source_length,
             "max_output_length": max_output_length,
@@ -418,24 +465,28 @@ def export_tflite_folder(trained, directory, max_output_length, quantize="none",
     return directory
 
 
-def model_texts(trained, texts, max_source_length, max_output_length):
-    """In-memory greedy outputs (``generate``) of ``texts``, each cut to
-    ``max_source_length`` tokens as the exports do."""
+def model_texts(trained, texts, max_source_length, max_output_length, beam_size=1,
+                length_penalty=0.6):
+    """In-memory outputs (``generate``; greedy, or beam search for
+    ``beam_size`` > 1) of ``texts``, each cut to ``max_source_length`` tokens
+    as the exports do."""
     ids = trained.source_tokenizer.tokenize(tf.constant(list(texts)))
     ids = ids[:, :max_source_length].to_tensor(0, shape=[None, max_source_length]).numpy()
-    expected = generate(trained.model, ids, DecodingConfig(max_length=max_output_length))
+    config = search_config(max_output_length, beam_size, length_penalty)
+    expected = generate(trained.model, ids, config)
     expected = expected.ids.numpy()[:, 0]
     # All-padding rows give [END] in the exports.
     expected[~ids.any(axis=1)] = np.eye(1, max_output_length, dtype=np.int32) * END_ID
     return ids, [t.decode("utf-8") for t in trained.target_tokenizer.detokenize(expected).numpy()]
 
 
-def compare_with_model(trained, path, texts):
+def compare_with_model(trained, path, texts, beam_size=1, length_penalty=0.6):
     """Decode ``texts`` with the ids -> ids ``.tflite`` file at ``path`` and
-    in memory (``generate``, greedy); returns ``(tflite_texts,
-    model_texts)``. Inputs longer than the file's source length are cut."""
-    runner = TFLiteGreedy(path)
+    in memory (``generate`` with the file's search: greedy, or beam search
+    for ``beam_size`` > 1); returns ``(tflite_texts, model_texts)``. Inputs
+    longer than the file's source length are cut."""
+    runner = TFLiteDecoder(path)
     ids, expected = model_texts(trained, texts, runner.max_source_length,
-                                runner.max_output_length)
+                                runner.max_output_length, beam_size, length_penalty)
     outputs = trained.target_tokenizer.detokenize(runner(ids)).numpy()
     return [t.decode("utf-8") for t in outputs], expected

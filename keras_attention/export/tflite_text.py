@@ -1,7 +1,7 @@
-"""TFLite export of the whole pipeline: a string in, its greedy translation out.
+"""TFLite export of the whole pipeline: a string in, its translation out.
 
-``export_tflite_text`` puts tokenization, the encoder, the cached greedy
-search of ``tflite.GreedyIdsModule`` and detokenization in one ``.tflite``:
+``export_tflite_text`` puts tokenization, the encoder, the cached greedy or
+beam search of ``tflite.SearchIdsModule`` and detokenization in one ``.tflite``:
 
 - input ``inputs``: a string ``(1,)`` (UTF-8); tokens past the model's
   ``max_sequence_length`` are cut, as the SavedModel does;
@@ -41,7 +41,7 @@ from keras_attention.export.tflite import (
     IDS_NAME,
     QUANTIZATIONS,
     SIGNATURE_KEY,
-    GreedyIdsModule,
+    SearchIdsModule,
     compare_with_model,
     converter_for,
     finish,
@@ -97,8 +97,8 @@ def text_model_problem(trained):
     return None
 
 
-class TextGreedyModule(tf.Module):
-    """The graph ``export_tflite_text`` converts: a string -> its greedy
+class TextSearchModule(tf.Module):
+    """The graph ``export_tflite_text`` converts: a string -> its
     translation (and the generated ids).
 
     Args:
@@ -106,24 +106,27 @@ class TextGreedyModule(tf.Module):
             ``fast_sentencepiece``.
         max_output_length: generated tokens, END included (at most the
             model's ``max_sequence_length - 1``).
+        beam_size: 1 for greedy search, else beam search with this many beams.
+        length_penalty: beam search's GNMT alpha.
     """
 
-    def __init__(self, trained, max_output_length):
-        super().__init__(name="greedy_text")
+    def __init__(self, trained, max_output_length, beam_size=1, length_penalty=0.6):
+        super().__init__(name="search_text")
         self.source = fast_sentencepiece(trained.source_tokenizer, "source")
         self.target = fast_sentencepiece(trained.target_tokenizer, "target")
         model = float32_copy(trained.model)
         self.target_vocabulary_size = trained.target_tokenizer.vocabulary_size
-        self.greedy = GreedyIdsModule(model, model.config.max_sequence_length,
-                                      max_output_length)
+        self.decoder = SearchIdsModule(model, model.config.max_sequence_length,
+                                       max_output_length, beam_size=beam_size,
+                                       length_penalty=length_penalty)
         self.text = tf.function(
             self._text, input_signature=[tf.TensorSpec([1], tf.string, name=INPUTS_NAME)])
 
     def _text(self, inputs):
-        length = self.greedy.max_source_length
+        length = self.decoder.max_source_length
         tokens = self.source.tokenize(inputs).flat_values[:length]
         source_ids = tf.reshape(tf.pad(tokens, [[0, length - tf.size(tokens)]]), [1, length])
-        ids = self.greedy.search(source_ids)[IDS_NAME]
+        ids = self.decoder.search(source_ids)[IDS_NAME]
         # The target tokenizer's detokenize rule (stop at END, drop reserved
         # and unknown ids) with dense ops.
         row = ids[0]
@@ -136,15 +139,16 @@ class TextGreedyModule(tf.Module):
 
 
 def convert_text(module, quantize="none"):
-    """The ``.tflite`` bytes of a ``TextGreedyModule``: builtin ops plus the
+    """The ``.tflite`` bytes of a ``TextSearchModule``: builtin ops plus the
     TF Text custom ops."""
     converter = converter_for(module.text.get_concrete_function(), module, quantize)
     converter.allow_custom_ops = True
     return finish(converter.convert(), quantize)
 
 
-def export_tflite_text(trained, path, max_output_length, quantize="none"):
-    """Write the string -> string greedy model of ``trained`` to ``path``
+def export_tflite_text(trained, path, max_output_length, quantize="none", beam_size=1,
+                       length_penalty=0.6):
+    """Write the string -> string model of ``trained`` to ``path``
     (through a temporary file renamed into place).
 
     Args:
@@ -153,6 +157,8 @@ def export_tflite_text(trained, path, max_output_length, quantize="none"):
         path: the ``.tflite`` file to write.
         max_output_length: most generated tokens, END included.
         quantize: one of ``tflite.QUANTIZATIONS``.
+        beam_size: 1 for greedy search, else beam search with this many beams.
+        length_penalty: beam search's GNMT alpha.
 
     Returns:
         ``path``.
@@ -162,7 +168,8 @@ def export_tflite_text(trained, path, max_output_length, quantize="none"):
                         f"got {type(trained).__name__}; load one with load_trained_model.")
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
-    write_atomically(path, convert_text(TextGreedyModule(trained, max_output_length), quantize))
+    module = TextSearchModule(trained, max_output_length, beam_size, length_penalty)
+    write_atomically(path, convert_text(module, quantize))
     return path
 
 
@@ -180,7 +187,7 @@ class TFLiteText:
         self._run = self.interpreter.get_signature_runner(SIGNATURE_KEY)
         if INPUTS_NAME not in self._run.get_input_details():
             raise ValueError(f"'{path}' is an ids -> ids TFLite model, not a string one; run it "
-                             "with TFLiteGreedy and the folder's tokenizers.")
+                             "with TFLiteDecoder and the folder's tokenizers.")
         self.max_output_length = int(self._run.get_output_details()[IDS_NAME]["shape"][1])
 
     def ids(self, text):
@@ -194,15 +201,16 @@ class TFLiteText:
                 .decode("utf-8") for t in texts]
 
 
-def compare_text_with_model(trained, path, texts):
+def compare_text_with_model(trained, path, texts, beam_size=1, length_penalty=0.6):
     """Decode ``texts`` with the ``.tflite`` file at ``path`` (string or ids
-    model) and in memory (``generate``, greedy); returns ``(tflite_texts,
+    model) and in memory (``generate`` with the file's search: greedy, or
+    beam search for ``beam_size`` > 1); returns ``(tflite_texts,
     model_texts)``."""
     interpreter = load_interpreter(path, text_ops=True)
     inputs = interpreter.get_signature_runner(SIGNATURE_KEY).get_input_details()
     if INPUTS_NAME not in inputs:
-        return compare_with_model(trained, path, texts)
+        return compare_with_model(trained, path, texts, beam_size, length_penalty)
     runner = TFLiteText(path)
     _, expected = model_texts(trained, texts, trained.model.config.max_sequence_length,
-                              runner.max_output_length)
+                              runner.max_output_length, beam_size, length_penalty)
     return runner(texts), expected

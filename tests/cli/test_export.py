@@ -95,8 +95,10 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--strategy", "greedy", "--beam-size", "3"], 2, "--beam-size applies to --strategy beam"),
     (["--format", "onnx"], 2, "'onnx' is not one of 'saved_model', 'tflite'"),
     (["--quantize", "dynamic"], 2, "--quantize applies to --format tflite"),
-    (["--format", "tflite", "--beam-size", "3"], 2,
-     "--format tflite exports greedy search only"),
+    (["--format", "tflite", "--n-best", "2"], 2,
+     "--format tflite returns one output per input; drop --n-best"),
+    (["--format", "tflite", "--strategy", "sample"], 1,
+     "strategy 'sample' cannot be exported: exports must be deterministic"),
     (["--format", "tflite", "--version", "0"], 1, "version must be a positive integer"),
     (["--io", "text"], 2, "--io applies to --format tflite"),
     (["--format", "tflite", "--io", "text"], 1,
@@ -122,7 +124,7 @@ def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
 
 def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp_path):
     from keras_attention.data import load_tokenizer
-    from keras_attention.export.tflite import TFLiteGreedy
+    from keras_attention.export.tflite import TFLiteDecoder
 
     trained, folder = trained_date_model
     output = str(tmp_path / "lite")
@@ -143,7 +145,7 @@ def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp
     # A client needs only the folder: its tokenizers, the .tflite file.
     source = load_tokenizer(os.path.join(output, "1"), "source")
     target = load_tokenizer(os.path.join(output, "1"), "target")
-    ids = TFLiteGreedy(path)(source.tokenize(tf.constant(TEXTS)).to_tensor().numpy())
+    ids = TFLiteDecoder(path)(source.tokenize(tf.constant(TEXTS)).to_tensor().numpy())
     texts = [t.decode() for t in target.detokenize(ids).numpy()]
     config = DecodingConfig(max_length=12)
     expected = TextGenerator(trained, config=config).best(TEXTS)
@@ -151,6 +153,28 @@ def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp
     for probe, text in zip(TEXTS[:2], texts):
         assert f"  {probe!r} -> {text!r}" in result.output
 
+
+
+def test_export_tflite_beam_search_folder(trained_date_model, tmp_path):
+    from keras_attention.export.tflite import TFLiteDecoder
+
+    trained, folder = trained_date_model
+    output = str(tmp_path / "lite")
+    result = invoke("export", "--model", folder, "--output", output, "--format", "tflite",
+                    "--beam-size", "3", "--length-penalty", "1.0", "--max-length", "12",
+                    "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    assert "exported ids -> ids beam search (translation, quantize none, " in result.output
+    assert "same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
+    with open(os.path.join(output, "1", "keras_attention.json")) as f:
+        info = json.load(f)
+    assert info["decoding"] == {"strategy": "beam", "beam_size": 3, "length_penalty": 1.0,
+                                "max_length": 12}
+    config = DecodingConfig(strategy="beam", beam_size=3, length_penalty=1.0, max_length=12)
+    ids = TFLiteDecoder(os.path.join(output, "1", "model.tflite"))(
+        trained.source_tokenizer.tokenize(tf.constant(TEXTS)).to_tensor().numpy())
+    texts = [t.decode() for t in trained.target_tokenizer.detokenize(ids).numpy()]
+    assert texts == TextGenerator(trained, config=config).best(TEXTS)
 
 
 def test_export_tflite_string_model_by_default_for_sentencepiece(sentencepiece_date_model,

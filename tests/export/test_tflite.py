@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras_attention.data import date_pairs
 from keras_attention.decoding import DecodingConfig, generate
 from keras_attention.export.tflite import (
-    TFLiteGreedy,
+    TFLiteDecoder,
     export_tflite,
     _schema,
     interpreter_classes,
@@ -63,7 +63,7 @@ def exports(trained_date_model, tmp_path_factory):
 def test_float32_ids_equal_generate_and_decode_to_dates(
         trained_date_model, exports, date_sources, expected_ids):
     trained, _ = trained_date_model
-    runner = TFLiteGreedy(exports["none"])
+    runner = TFLiteDecoder(exports["none"])
     assert (runner.max_source_length, runner.max_output_length) == (SOURCE_LENGTH, OUTPUT_LENGTH)
     ids = runner(date_sources)
     assert ids.dtype == np.int32 and ids.shape == (len(TEXTS), OUTPUT_LENGTH)
@@ -87,14 +87,14 @@ def test_quantized_files_are_smaller_and_mostly_agree(exports, date_sources, exp
     assert sizes["dynamic"] <= 0.45 * sizes["none"], sizes
     assert sizes["int8"] <= sizes["dynamic"], sizes
     for quantize in ("float16", "dynamic", "int8"):
-        ids = TFLiteGreedy(exports[quantize])(date_sources)
+        ids = TFLiteDecoder(exports[quantize])(date_sources)
         same = np.mean(np.all(ids == expected_ids, axis=1))
         assert same >= 0.75, (quantize, same)
-    np.testing.assert_array_equal(TFLiteGreedy(exports["float16"])(date_sources), expected_ids)
+    np.testing.assert_array_equal(TFLiteDecoder(exports["float16"])(date_sources), expected_ids)
 
 
 def test_all_padding_source_gives_end(exports):
-    ids = TFLiteGreedy(exports["none"])(np.zeros((1, SOURCE_LENGTH), np.int32))
+    ids = TFLiteDecoder(exports["none"])(np.zeros((1, SOURCE_LENGTH), np.int32))
     np.testing.assert_array_equal(ids, [[2] + [0] * (OUTPUT_LENGTH - 1)])
 
 
@@ -146,9 +146,9 @@ def test_bad_arguments_are_one_line_errors(trained_date_model, tmp_path, args, m
 def test_runner_errors(exports, tmp_path):
     missing = str(tmp_path / "none.tflite")
     with pytest.raises(FileNotFoundError, match="export --format tflite"):
-        TFLiteGreedy(missing)
+        TFLiteDecoder(missing)
     with pytest.raises(ValueError, match=r"length <= 16\), got \(1, 17\); truncate"):
-        TFLiteGreedy(exports["none"])(np.ones((1, 17), np.int32))
+        TFLiteDecoder(exports["none"])(np.ones((1, 17), np.int32))
 
 
 def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_sources,
@@ -162,7 +162,7 @@ def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_source
     mixed = Transformer(trained.model.config, dtype="mixed_bfloat16")
     mixed.set_weights(trained.model.get_weights())
     path = export_tflite(mixed, str(tmp_path / "mixed.tflite"), SOURCE_LENGTH, OUTPUT_LENGTH)
-    np.testing.assert_array_equal(TFLiteGreedy(path)(date_sources), expected_ids)
+    np.testing.assert_array_equal(TFLiteDecoder(path)(date_sources), expected_ids)
 
 
 def test_tf_lite_interpreter_gives_litert_ids(exports, date_sources, expected_ids):
@@ -172,11 +172,40 @@ def test_tf_lite_interpreter_gives_litert_ids(exports, date_sources, expected_id
     assert litert.__module__ == "ai_edge_litert.interpreter"
     assert tensorflow_lite.__module__ == "tensorflow.lite.python.interpreter"
     for quantize in ("none", "int8"):
-        ids = [TFLiteGreedy(exports[quantize], cls)(date_sources)
+        ids = [TFLiteDecoder(exports[quantize], cls)(date_sources)
                for cls in (litert, tensorflow_lite)]
         np.testing.assert_array_equal(ids[0], ids[1])
     np.testing.assert_array_equal(
-        TFLiteGreedy(exports["none"], tensorflow_lite)(date_sources), expected_ids)
+        TFLiteDecoder(exports["none"], tensorflow_lite)(date_sources), expected_ids)
+
+
+def test_beam_search_ids_equal_generate_in_both_runtimes(tmp_path):
+    """Beam search (top-k, beam reordering of the cache, length penalty)
+    converts with builtin ops only and gives generate's beam ids. An
+    untrained model: unlike the trained date model, its beam and greedy
+    outputs differ, so the test sees the beam search at work."""
+    import keras
+
+    from keras_attention.models import Transformer
+
+    keras.utils.set_random_seed(5)
+    model = Transformer.from_preset("tiny", encoder_vocabulary_size=60,
+                                    decoder_vocabulary_size=60, max_sequence_length=16)
+    rng = np.random.default_rng(5)
+    sources = rng.integers(4, 60, size=(8, 12)).astype(np.int32)
+    for row, length in enumerate([12, 9, 5, 1, 12, 7, 3, 0]):
+        sources[row, length:] = 0  # padding; the last row is all padding
+    beam = DecodingConfig(strategy="beam", beam_size=3, length_penalty=1.0, max_length=10)
+    expected = generate(model, sources, beam).ids.numpy()[:, 0]
+    greedy = generate(model, sources, DecodingConfig(max_length=10)).ids.numpy()[:, 0]
+    assert (expected != greedy).any(axis=1).sum() >= 2
+    path = export_tflite(model, str(tmp_path / "beam.tflite"), 12, 10, beam_size=3,
+                         length_penalty=1.0)
+    for interpreter_class in interpreter_classes():
+        np.testing.assert_array_equal(TFLiteDecoder(path, interpreter_class)(sources), expected)
+    ops = _ops(path)
+    assert {"WHILE", "TOPK_V2", "GATHER"} <= ops
+    assert not any(op.startswith(("Flex", "CUSTOM")) for op in ops), ops
 
 
 def test_int8_stores_a_tied_table_once(tmp_path):
@@ -204,7 +233,7 @@ def test_int8_stores_a_tied_table_once(tmp_path):
     assert sizes["dynamic"] - sizes["int8"] >= table - 12 * rows, sizes
     # Both runtimes read the shared per-channel table the same way.
     sources = np.array([[5, 6, 7, 0, 0, 0, 0, 0], [9, 10, 11, 12, 13, 14, 15, 16]], np.int32)
-    ids = [TFLiteGreedy(paths["int8"], cls)(sources) for cls in interpreter_classes()]
+    ids = [TFLiteDecoder(paths["int8"], cls)(sources) for cls in interpreter_classes()]
     np.testing.assert_array_equal(ids[0], ids[1])
     assert ids[0].shape == (2, 6)
 

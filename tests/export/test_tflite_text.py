@@ -133,6 +133,16 @@ def test_ids_output_is_the_generated_ids(sentencepiece_date_model, exports):
     assert text == runner([HELD_OUT[0]])[0]
 
 
+def test_beam_search_string_model_equals_text_generator(sentencepiece_date_model, tmp_path):
+    trained, _ = sentencepiece_date_model
+    path = export_tflite_text(trained, str(tmp_path / "beam.tflite"), OUTPUT_LENGTH,
+                              beam_size=3, length_penalty=1.0)
+    config = DecodingConfig(strategy="beam", beam_size=3, length_penalty=1.0,
+                            max_length=OUTPUT_LENGTH)
+    texts = HELD_OUT[:20] + EDGE_CASES[1:2]
+    assert TFLiteText(path)(texts) == TextGenerator(trained, config=config).best(texts)
+
+
 @pytest.mark.parametrize("change, message", [
     ("word", "the source tokenizer is a WordTokenizer: no TFLite kernel can run it"),
     ("bpe", "the target tokenizer is a SentencePiece BPE model (TF Text's fast kernel "

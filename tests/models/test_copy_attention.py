@@ -416,7 +416,7 @@ def test_copy_model_learns_to_copy_rare_ids_a_plain_model_cannot():
 
 def test_tflite_export_of_a_copy_model_decodes_as_generate(tmp_path):
     """The mixture uses TFLite builtin ops only (segment sum, logaddexp)."""
-    from keras_attention.export.tflite import TFLiteGreedy, export_tflite
+    from keras_attention.export.tflite import TFLiteDecoder, export_tflite
 
     keras.utils.set_random_seed(3)
     model = Transformer(_config(max_sequence_length=10))
@@ -424,4 +424,4 @@ def test_tflite_export_of_a_copy_model_decodes_as_generate(tmp_path):
     sources = np.array([[5, 7, 5, 9, 11, 0], [3, 9, 4, 0, 0, 0], [8, 0, 0, 0, 0, 0]], "int32")
     expected = _np(generate(model, sources, DecodingConfig(max_length=8)).ids)[:, 0]
     path = export_tflite(model, str(tmp_path / "copy.tflite"), 6, 8)
-    np.testing.assert_array_equal(TFLiteGreedy(path)(sources), expected)
+    np.testing.assert_array_equal(TFLiteDecoder(path)(sources), expected)
