@@ -1,8 +1,8 @@
 """Export formats compared: size, latency and BLEU; prints JSON.
 
 For a trained model folder (``save_trained_model``): exports, into a temporary
-folder, the greedy string-in/string-out SavedModel (``TextToTextModule``) and
-the greedy ids-in/ids-out TFLite file in float32, float16, dynamic-range
+folder, the string-in/string-out SavedModel (``TextToTextModule``) and
+the ids-in/ids-out TFLite file in float32, float16, dynamic-range
 int8 and int8 with tied tables stored once (``export_tflite``) and, when the
 tokenizers allow it (SentencePiece unigram), the float32 string -> string
 TFLite file (``export_tflite_text``, ``tflite_text_fp32``: batch 1 only;
@@ -16,7 +16,8 @@ otherwise ``export_errors`` says why), then reports
   once before timing). TFLite takes one sentence per call: its "batch 32"
   runs 32 sentences one by one (said in ``tflite_batch_32``);
 - ``bleu``: sacreBLEU (signature included) of each path on the first N lines
-  of ``--source``/``--references``, all greedy with the same most generated
+  of ``--source``/``--references``, all with the same search (greedy, or
+  beam search with ``--beam-size``/``--length-penalty``) and most generated
   tokens, the outputs of each path that equal the Keras model's, and the BLEU
   drop of each quantized TFLite file against TFLite float32 (goal <= 0.5).
 
@@ -28,7 +29,7 @@ the SavedModel does it in its graph.
     python benchmarks/export.py --model runs/x/model [--sentences 200] \\
         [--source ../shared/data/multi30k/test_2016_flickr.en.gz \\
          --references ../shared/data/multi30k/test_2016_flickr.de.gz] \\
-        [--max-length 64] [--quick]
+        [--max-length 64] [--beam-size 4 --length-penalty 0.6] [--quick]
 """
 
 import argparse
@@ -44,7 +45,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from keras_attention.decoding.generate import DecodingConfig  # noqa: E402
 from keras_attention.decoding.text import TextGenerator  # noqa: E402
 from keras_attention.evaluation.metrics import bleu  # noqa: E402
 from keras_attention.export import (  # noqa: E402
@@ -54,6 +54,7 @@ from keras_attention.export import (  # noqa: E402
     export_saved_model,
     export_tflite,
 )
+from keras_attention.export.tflite import search_config  # noqa: E402
 from keras_attention.export.tflite_text import (  # noqa: E402
     TFLiteText,
     export_tflite_text,
@@ -143,14 +144,18 @@ def interpreter_ms(path, source_tokenizer, sources):
     return 1000.0 * (time.perf_counter() - started) / len(ids)
 
 
-def export_all(trained, directory, max_length):
-    """Export the SavedModel and the three TFLite files into ``directory``;
-    returns ``({name: path}, {name: export seconds})``."""
+def export_all(trained, directory, config):
+    """Export the SavedModel and the TFLite files with ``config``'s search
+    into ``directory``; returns ``({name: path}, {name: export seconds},
+    {name: error})``."""
     paths, seconds = {}, {}
-    progress("exporting SavedModel (greedy)")
+    max_length = config.max_length
+    search = {"beam_size": config.beam_size if config.strategy == "beam" else 1,
+              "length_penalty": config.length_penalty}
+    progress(f"exporting SavedModel ({config.strategy})")
     started = time.perf_counter()
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
-                              config=DecodingConfig(max_length=max_length))
+                              config=config)
     paths["saved_model"] = export_saved_model(module, os.path.join(directory, "saved_model"))
     seconds["saved_model"] = time.perf_counter() - started
     source_length = trained.model.config.max_sequence_length
@@ -161,7 +166,8 @@ def export_all(trained, directory, max_length):
         started = time.perf_counter()
         try:
             paths[name] = export_tflite(trained, os.path.join(directory, f"{name}.tflite"),
-                                        source_length, max_length, quantize=quantize)
+                                        source_length, max_length, quantize=quantize,
+                                        **search)
         except Exception as error:  # the converter's errors have no common base class
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
             policy = trained.model.dtype_policy.name
@@ -179,7 +185,7 @@ def export_all(trained, directory, max_length):
         progress("exporting the string -> string TFLite model")
         started = time.perf_counter()
         paths[TEXT_NAME] = export_tflite_text(
-            trained, os.path.join(directory, f"{TEXT_NAME}.tflite"), max_length)
+            trained, os.path.join(directory, f"{TEXT_NAME}.tflite"), max_length, **search)
         seconds[TEXT_NAME] = time.perf_counter() - started
     return paths, seconds, errors
 
@@ -224,6 +230,10 @@ def main():
     parser.add_argument("--max-length", type=int, default=64,
                         help="most generated tokens, END included (capped at the model's "
                              "max_sequence_length - 1)")
+    parser.add_argument("--beam-size", type=int, default=1,
+                        help="1: greedy search (default); more: beam search in every path")
+    parser.add_argument("--length-penalty", type=float, default=0.6,
+                        help="beam search's GNMT alpha")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_SENTENCES} sentences")
     args = parser.parse_args()
@@ -232,6 +242,8 @@ def main():
         parser.error(f"--sentences must be >= 1, got {count}.")
     if args.max_length < 1:
         parser.error(f"--max-length must be >= 1, got {args.max_length}.")
+    if args.beam_size < 1:
+        parser.error(f"--beam-size must be >= 1, got {args.beam_size}.")
     try:
         sources = read_lines(args.source, count)
         references = read_lines(args.references, count)
@@ -243,6 +255,7 @@ def main():
                      f"{len(references)}; pass aligned files.")
     model_limit = trained.model.config.max_sequence_length - 1
     max_length = min(args.max_length, model_limit)
+    config = search_config(max_length, args.beam_size, args.length_penalty)
 
     report = {
         "machine": platform.processor() or platform.machine(),
@@ -252,7 +265,9 @@ def main():
         "source": args.source,
         "references": args.references,
         "sentences": len(sources),
-        "decoding": "greedy",
+        "decoding": {"strategy": config.strategy, "beam_size": config.beam_size,
+                     "length_penalty": config.length_penalty} if config.strategy == "beam"
+        else {"strategy": "greedy"},
         "max_length": max_length,
         "max_length_requested": args.max_length,
         "max_source_length": trained.model.config.max_sequence_length,
@@ -260,14 +275,13 @@ def main():
         "goals": GOALS,
     }
     with tempfile.TemporaryDirectory() as directory:
-        paths, export_seconds, errors = export_all(trained, directory, max_length)
+        paths, export_seconds, errors = export_all(trained, directory, config)
         if errors:
             report["export_errors"] = errors
         report["export_seconds"] = {k: round(v, 2) for k, v in export_seconds.items()}
         report["sizes"] = sizes(paths, trained.model, args.model)
 
-        generator = TextGenerator(trained, config=DecodingConfig(max_length=max_length),
-                                  truncate=True)
+        generator = TextGenerator(trained, config=config, truncate=True)
         translator = SavedModelTranslator(paths["saved_model"])
         runners = {
             "keras": lambda batch_size: (lambda texts: generator.best(texts, batch_size)),
