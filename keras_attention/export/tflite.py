@@ -134,6 +134,15 @@ def _positive_int(value, name):
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
+def search_config(max_output_length, beam_size=1, length_penalty=0.6):
+    """The ``DecodingConfig`` a TFLite export runs: greedy search for
+    ``beam_size=1``, else beam search."""
+    if beam_size == 1:
+        return DecodingConfig(max_length=max_output_length)
+    return DecodingConfig(strategy="beam", beam_size=beam_size, length_penalty=length_penalty,
+                          max_length=max_output_length)
+
+
 class SearchIdsModule(tf.Module):
     """The graph ``export_tflite`` converts: padded source ids -> the ids of
     greedy search (``beam_size=1``) or beam search.
@@ -395,15 +404,6 @@ class TFLiteDecoder:
 
 
 TFLITE_IO = ("text", "ids")
-
-
-def search_config(max_output_length, beam_size=1, length_penalty=0.6):
-    """The ``DecodingConfig`` a TFLite export runs: greedy search for
-    ``beam_size=1``, else beam search."""
-    if beam_size == 1:
-        return DecodingConfig(max_length=max_output_length)
-    return DecodingConfig(strategy="beam", beam_size=beam_size, length_penalty=length_penalty,
-                          max_length=max_output_length)
 
 
 def export_tflite_folder(trained, directory, max_output_length, quantize="none", io="ids",
