@@ -54,7 +54,7 @@ from keras_attention.export import (  # noqa: E402
     export_saved_model,
     export_tflite,
 )
-from keras_attention.export.tflite import search_config  # noqa: E402
+from keras_attention.export.tflite import search_config, search_options  # noqa: E402
 from keras_attention.export.tflite_text import (  # noqa: E402
     TFLiteText,
     export_tflite_text,
@@ -150,8 +150,7 @@ def export_all(trained, directory, config):
     {name: error})``."""
     paths, seconds = {}, {}
     max_length = config.max_length
-    search = {"beam_size": config.beam_size if config.strategy == "beam" else 1,
-              "length_penalty": config.length_penalty}
+    search = search_options(config)
     progress(f"exporting SavedModel ({config.strategy})")
     started = time.perf_counter()
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,

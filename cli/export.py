@@ -120,15 +120,15 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
 
     config = decoding_config(decoding)  # before loading: bad flags fail fast
     if export_format == "tflite":
-        if config.strategy == "sample":
-            raise ValueError("strategy 'sample' cannot be exported: exports must be "
-                             "deterministic; use greedy or beam search.")
+        from keras_attention.export.tflite import search_options
+
+        search = search_options(config)
         if config.n_best != 1:
             raise click.UsageError(
                 "--format tflite returns one output per input; drop --n-best or use "
                 "--format saved_model (its n_best signature).")
-        return _export_tflite(model_path, output_dir, version, config, quantize or "none",
-                              tflite_io, probes)
+        return _export_tflite(model_path, output_dir, version, config, search,
+                              quantize or "none", tflite_io, probes)
     for value, flag in ((quantize, "--quantize"), (tflite_io, "--io")):
         if value is not None:
             raise click.UsageError(f"{flag} applies to --format tflite; drop it or add "
@@ -166,7 +166,8 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     )
 
 
-def _export_tflite(model_path, output_dir, version, config, quantize, tflite_io, probes):
+def _export_tflite(model_path, output_dir, version, config, search, quantize, tflite_io,
+                   probes):
     from keras_attention.export import next_version
     from keras_attention.export.tflite import MODEL_FILE, export_tflite_folder
     from keras_attention.export.tflite_text import compare_text_with_model, text_model_problem
@@ -184,8 +185,6 @@ def _export_tflite(model_path, output_dir, version, config, quantize, tflite_io,
     version = next_version(output_dir) if version is None else version
     if isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (the version folder), got {version!r}.")
-    search = {"beam_size": config.beam_size if config.strategy == "beam" else 1,
-              "length_penalty": config.length_penalty}
     folder = export_tflite_folder(trained, os.path.join(output_dir, str(version)),
                                   max_output_length, quantize=quantize, io=tflite_io, **search)
     path = os.path.join(folder, MODEL_FILE)

@@ -28,6 +28,16 @@ SOURCE_IDS_NAME = "source_ids"
 IDS_NAME = "ids"
 EXPORTABLE_STRATEGIES = ("greedy", "beam")
 
+
+def check_exportable(config):
+    """A one-line ``ValueError`` unless ``config``'s strategy can be exported
+    (exports must be deterministic: greedy or beam search)."""
+    if config.strategy not in EXPORTABLE_STRATEGIES:
+        raise ValueError(
+            f"strategy {config.strategy!r} cannot be exported: exports must be "
+            f"deterministic; use one of {EXPORTABLE_STRATEGIES}."
+        )
+
 # What each signature takes and gives (recorded in the export's metadata).
 SIGNATURES = {
     "serving_default": {
@@ -81,11 +91,7 @@ class TextToTextModule(tf.Module):
         limit = model.config.max_sequence_length
         if not isinstance(config, DecodingConfig):
             raise TypeError(f"config must be a DecodingConfig, got {type(config).__name__}.")
-        if config.strategy not in EXPORTABLE_STRATEGIES:
-            raise ValueError(
-                f"strategy {config.strategy!r} cannot be exported: exports must be "
-                f"deterministic; use one of {EXPORTABLE_STRATEGIES}."
-            )
+        check_exportable(config)
         if max_output_length is not None:
             if not 1 < max_output_length <= limit:
                 raise ValueError(

@@ -60,6 +60,7 @@ from keras_attention.decoding.generate import (
 )
 from keras_attention.decoding.greedy import token_search
 from keras_attention.decoding.processors import decoding_processors
+from keras_attention.export.signatures import check_exportable
 from keras_attention.models.saving import TrainedModel
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -132,6 +133,15 @@ class PerLayerSteps:
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def search_options(config):
+    """The ``beam_size``/``length_penalty`` arguments of the TFLite exports
+    for a ``DecodingConfig`` (greedy search: ``beam_size=1``); sampling is
+    refused as in the SavedModel export."""
+    check_exportable(config)
+    return {"beam_size": config.beam_size if config.strategy == "beam" else 1,
+            "length_penalty": config.length_penalty}
 
 
 def search_config(max_output_length, beam_size=1, length_penalty=0.6):
