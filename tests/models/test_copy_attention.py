@@ -386,7 +386,7 @@ def _copy_pairs(count, rng, rare_per_source=None, rare_fraction=0.1):
     return encoder, decoder, labels
 
 
-def _exact_match_after_training(copy_attention, steps=250, batch_size=32):
+def _exact_match_after_training(copy_attention, steps=400, batch_size=32):
     keras.utils.set_random_seed(0)
     encoder, decoder, labels = _copy_pairs(steps * batch_size, np.random.default_rng(0))
     model = Transformer(
