@@ -14,13 +14,18 @@ from cli.errors import user_errors
               help="How many of the latest checkpoints/epoch-*.weights.h5 to average.")
 @click.option("--output", "output_dir", default=None, type=click.Path(file_okay=False),
               help="Model folder to write  [default: RUN/averaged].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUTPUT if it exists (atomically); without it an existing "
+                   "folder is an error.")
 @user_errors
-def average(run_dir, last, output_dir):
+def average(run_dir, last, output_dir, overwrite):
     """Average the weights of the last epochs of a training run.
 
     The element-wise mean of the last --last epoch checkpoints, with the
     architecture, tokenizers and task of RUN/model, is written as a new
-    model folder (its keras_attention.json lists the averaged files).
+    model folder (its keras_attention.json lists the averaged files). An
+    existing folder there (an earlier average, or RUN/model itself) is never
+    replaced without --overwrite.
 
     \b
     Example:
@@ -29,6 +34,6 @@ def average(run_dir, last, output_dir):
     """
     from keras_attention.training.averaging import average_last
 
-    output, averaged = average_last(run_dir, last=last, output=output_dir)
+    output, averaged = average_last(run_dir, last=last, output=output_dir, overwrite=overwrite)
     names = ", ".join(os.path.basename(path) for path in averaged)
     click.echo(f"averaged {len(averaged)} checkpoint(s) ({names}) -> {output}")

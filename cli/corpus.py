@@ -7,7 +7,10 @@ import click
 
 def corpus_options(command):
     """Add ``--aligned SRC TGT`` | ``--tsv FILE`` | ``--jsonl FILE`` (+ column /
-    field choice and ``--limit``) and pass a ``PairSource`` as ``corpus``."""
+    field choice and ``--limit``) and pass ``open_corpus``: a function that
+    returns the ``PairSource``. The options are checked first; the reader
+    (and TensorFlow) is imported only when the command calls it, after its
+    own checks, so usage errors come at once."""
 
     @click.option("--aligned", nargs=2, type=click.Path(dir_okay=False), default=None,
                   metavar="SOURCE TARGET", help="Two line-aligned text files (.gz ok).")
@@ -24,8 +27,6 @@ def corpus_options(command):
                   help="Read only the first N records.")
     @functools.wraps(command)
     def wrapper(aligned, tsv, columns, skip_header, jsonl, fields, limit, **kwargs):
-        from keras_attention.data import aligned_pairs, jsonl_pairs, tsv_pairs
-
         chosen = [name for name, value in (("--aligned", aligned), ("--tsv", tsv),
                                            ("--jsonl", jsonl)) if value]
         if len(chosen) != 1:
@@ -33,14 +34,18 @@ def corpus_options(command):
                 "name exactly one corpus with --aligned SOURCE TARGET, --tsv FILE or "
                 f"--jsonl FILE (got {', '.join(chosen) or 'none'})."
             )
-        if aligned:
-            corpus = aligned_pairs(*aligned, limit=limit)
-        elif tsv:
-            corpus = tsv_pairs(tsv, *columns, skip_header=skip_header, limit=limit)
-        else:
-            if not fields:
-                raise click.UsageError("--jsonl needs --fields SOURCE_FIELD TARGET_FIELD.")
-            corpus = jsonl_pairs(jsonl, *fields, limit=limit)
-        return command(corpus=corpus, **kwargs)
+        if jsonl and not fields:
+            raise click.UsageError("--jsonl needs --fields SOURCE_FIELD TARGET_FIELD.")
+
+        def open_corpus():
+            from keras_attention.data import aligned_pairs, jsonl_pairs, tsv_pairs
+
+            if aligned:
+                return aligned_pairs(*aligned, limit=limit)
+            if tsv:
+                return tsv_pairs(tsv, *columns, skip_header=skip_header, limit=limit)
+            return jsonl_pairs(jsonl, *fields, limit=limit)
+
+        return command(open_corpus=open_corpus, **kwargs)
 
     return wrapper

@@ -60,7 +60,7 @@ def _build_options(kind, size, lowercase, normalization, model_type):
               default=None, help="Unicode normalization before tokenizing (subword types).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False),
               help="Vocabulary file to write (a .model file for sentencepiece).")
-def vocab(corpus, side, kind, size, model_type, lowercase, normalization, output):
+def vocab(open_corpus, side, kind, size, model_type, lowercase, normalization, output):
     """Learn a tokenizer vocabulary from a corpus.
 
     Reserved ids: [PAD]=0 [START]=1 [END]=2 [UNK]=3.
@@ -73,12 +73,16 @@ def vocab(corpus, side, kind, size, model_type, lowercase, normalization, output
         --type wordpiece --size 8000 --output vocab.en.txt
     """
     options = _build_options(kind, size, lowercase, normalization, model_type)
+    corpus = open_corpus()
     stats = corpus.scan()
     count = stats.pairs * (2 if side == "both" else 1)
     cls = _tokenizer_class(kind)
     with click.progressbar(_sides(corpus, side), length=count, label="reading texts",
                            file=click.get_text_stream("stderr")) as texts:
-        tokenizer = cls.build(texts, **options)
+        try:
+            tokenizer = cls.build(texts, **options)
+        except ValueError as error:  # the corpus does not suit the options: name it
+            raise ValueError(f"{corpus.name} (--side {side}): {error}") from error
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
     tokenizer.save(output)
@@ -118,7 +122,7 @@ def data():
 @click.option("--normalization", type=click.Choice(NORMALIZATION_FORMS),
               default=None, help="The vocabulary was built with this normalization.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def inspect(corpus, source_vocab, target_vocab, kind, lowercase, normalization, as_json):
+def inspect(open_corpus, source_vocab, target_vocab, kind, lowercase, normalization, as_json):
     """Count pairs, token lengths (histogram) and the out-of-vocabulary rate.
 
     \b
@@ -128,6 +132,7 @@ def inspect(corpus, source_vocab, target_vocab, kind, lowercase, normalization, 
     """
     from keras_attention.data.statistics import side_statistics
 
+    corpus = open_corpus()
     stats = corpus.scan()
     report = {"corpus": corpus.name, "pairs": stats.pairs, "records": stats.records,
               "dropped_empty": stats.dropped_empty,

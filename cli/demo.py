@@ -4,6 +4,7 @@ Generated dates -> tokenizers -> model.fit -> greedy translation -> SavedModel
 export -> reload in a fresh process and compare.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import time
 import click
 
 from cli.errors import user_errors
+
+DEMO_TASK = "dates"  # the "task" an export's keras_attention.json gets from the demo
+VERSION = 1
 
 
 def _step(message):
@@ -34,6 +38,25 @@ def _translate_in_fresh_process(export_path, texts):
     return result.stdout.splitlines()
 
 
+def _replaces_output(output_dir, overwrite):
+    """Whether the export replaces OUTPUT/1: an earlier demo's export there
+    is replaced, a missing one is not (nor one made meanwhile), anything else
+    is a ``FileExistsError`` unless ``overwrite``."""
+    from keras_attention.atomic import refuse_existing
+
+    path = os.path.join(output_dir, str(VERSION))
+    if overwrite or not os.path.lexists(path):
+        return overwrite
+    try:
+        with open(os.path.join(path, "keras_attention.json"), encoding="utf-8") as f:
+            earlier_demo = json.load(f).get("task") == DEMO_TASK
+    except (OSError, ValueError, AttributeError):
+        earlier_demo = False
+    if not earlier_demo:
+        refuse_existing(path, "folder not written by the demo", "--output")
+    return True
+
+
 @click.command()
 @click.option("--train-size", default=10000, show_default=True, type=click.IntRange(min=100),
               help="Generated training pairs.")
@@ -43,23 +66,29 @@ def _translate_in_fresh_process(export_path, texts):
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--output", "output_dir", default="saved_models/demo", show_default=True,
-              type=click.Path(file_okay=False), help="Export folder (version 1 is written).")
+              type=click.Path(file_okay=False),
+              help="Export folder: version 1 is written, replacing an earlier demo's export.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUTPUT/1 even when it is not an earlier demo's export.")
 @click.option("--min-accuracy", default=0.95, show_default=True,
               type=click.FloatRange(0.0, 1.0), help="Fail if held-out exact match is lower.")
 @user_errors
-def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accuracy):
+def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite, min_accuracy):
     """Train a tiny Transformer on generated dates, translate, export, check.
 
     The task maps spelled-out dates to ISO form ("the twenty third of march
     nineteen ninety four" -> "1994-03-23"); the data is generated, nothing is
     downloaded. The exported SavedModel is reloaded in a fresh process and
-    must give the same outputs as the model in memory.
+    must give the same outputs as the model in memory. It writes OUTPUT/1,
+    replacing the export of an earlier demo run (so it can run again); any
+    other folder there is left alone unless --overwrite is given.
 
     \b
     Example:
       keras-attention demo --epochs 3 --output saved_models/demo
     """
     started = time.time()
+    overwrite = _replaces_output(output_dir, overwrite)  # before training, not after
     import keras
 
     from keras_attention.data import CharacterTokenizer, WordTokenizer, date_pairs
@@ -125,8 +154,9 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, min_accura
     export_path = export_saved_model(
         translator,
         output_dir,
-        version=1,
-        metadata={"task": "dates", "model": model.config.to_dict()},
+        version=VERSION,
+        metadata={"task": DEMO_TASK, "model": model.config.to_dict()},
+        overwrite=overwrite,
     )
     _step(f"exported SavedModel to {export_path}; reloading it in a fresh process")
     checked = sources[:200]

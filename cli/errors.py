@@ -6,6 +6,29 @@ import click
 
 # Errors a user can fix from the message alone.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError, OSError)
+DEBUG_HELP = "Show full tracebacks instead of one-line errors."
+_DEBUG = "keras_attention.debug"  # the key in click's ctx.meta, shared by every context
+
+
+def _set_debug(ctx, param, value):
+    if value:
+        ctx.meta[_DEBUG] = True
+
+
+def debug_option():
+    """A ``--debug`` flag for a command or group: wherever it is given
+    (``keras-attention --debug translate ...`` or ``... translate --debug``),
+    ``user_errors`` lets tracebacks through."""
+    return click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                        callback=_set_debug, help=DEBUG_HELP)
+
+
+def add_debug_option(command):
+    """Add ``--debug`` to ``command`` and, for a group, to all its commands."""
+    command.params.append(debug_option())
+    for sub in getattr(command, "commands", {}).values():
+        add_debug_option(sub)
+    return command
 
 
 def user_errors(command):
@@ -13,7 +36,7 @@ def user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        if click.get_current_context().find_root().params.get("debug"):
+        if click.get_current_context().meta.get(_DEBUG):
             return command(*args, **kwargs)
         try:
             return command(*args, **kwargs)

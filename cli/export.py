@@ -53,6 +53,9 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Export folder; the model goes to OUTPUT/VERSION/ (the TF Serving layout).")
 @click.option("--version", "version", type=int, default=None,
               help="Version folder number  [default: one above the highest in OUTPUT, or 1]")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUTPUT/VERSION if it exists (atomically); without it an "
+                   "existing version is an error.")
 @click.option("--format", "export_format", type=click.Choice(FORMATS), default="saved_model",
               show_default=True, help="Export format.")
 @click.option("--strategy", type=click.Choice(("greedy", "beam", "sample")), default=None,
@@ -81,7 +84,7 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Input to check after exporting: the export, reloaded in a fresh "
                    "process, must give the in-memory model's output (repeatable).")
 @user_errors
-def export(model_path, output_dir, version, export_format, strategy, beam_size,
+def export(model_path, output_dir, version, overwrite, export_format, strategy, beam_size,
            length_penalty, n_best, max_length, max_batch_size, quantize, tflite_io, probes):
     """Export a trained model: a SavedModel (strings in, strings out) or TFLite.
 
@@ -93,6 +96,7 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     the options here override single fields. Signatures:
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
+    An existing OUTPUT/VERSION is never replaced without --overwrite.
 
     --format tflite writes OUTPUT/VERSION/model.tflite (greedy search, or
     beam search with --beam-size/--length-penalty, up to --max-length; the
@@ -113,30 +117,28 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
       keras-attention export --model runs/dates/model --output tflite/dates \\
         --format tflite --io ids --quantize dynamic --probe "5 apr 1917"
     """
+    _check_format_options(export_format, n_best, quantize, tflite_io)  # before TensorFlow
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
         ("n_best", n_best), ("max_length", max_length)) if value is not None}
-    from cli.translate import decoding_config
+    from cli.translate import _with_strategy, decoding_config
+
+    _with_strategy(decoding)  # flags of two strategies: a usage error before TensorFlow
+    from keras_attention.export import next_version, version_directory
 
     config = decoding_config(decoding)  # before loading: bad flags fail fast
+    version = next_version(output_dir) if version is None else version
+    # Before loading the model: a bad or existing version fails fast.
+    folder = version_directory(output_dir, version, overwrite=overwrite)
     if export_format == "tflite":
         from keras_attention.export.tflite import search_options
 
-        search = search_options(config)
-        if config.n_best != 1:
-            raise click.UsageError(
-                "--format tflite returns one output per input; drop --n-best or use "
-                "--format saved_model (its n_best signature).")
-        return _export_tflite(model_path, output_dir, version, config, search,
+        return _export_tflite(model_path, folder, overwrite, config, search_options(config),
                               quantize or "none", tflite_io, probes)
-    for value, flag in ((quantize, "--quantize"), (tflite_io, "--io")):
-        if value is not None:
-            raise click.UsageError(f"{flag} applies to --format tflite; drop it or add "
-                                   "--format tflite.")
 
     import tensorflow as tf
 
-    from keras_attention.export import TextToTextModule, export_saved_model, next_version
+    from keras_attention.export import TextToTextModule, export_saved_model
     from keras_attention.models import load_trained_model
 
     trained = load_trained_model(model_path)
@@ -144,10 +146,9 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     config = decoding_config(decoding, trained.metadata.get("decoding"))
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
                               config=config, max_batch_size=max_batch_size)
-    version = next_version(output_dir) if version is None else version
-    path = export_saved_model(module, output_dir, version=version, metadata={
-        "task": trained.task, "format": export_format, "source_model": os.path.abspath(model_path),
-    })
+    path = export_saved_model(module, output_dir, version=version, overwrite=overwrite,
+                              metadata={"task": trained.task, "format": export_format,
+                                        "source_model": os.path.abspath(model_path)})
     click.echo(f"exported {config.strategy} search ({trained.task}) to {path}")
     if probes:
         probes = list(probes)[:max_batch_size]
@@ -166,9 +167,21 @@ def export(model_path, output_dir, version, export_format, strategy, beam_size,
     )
 
 
-def _export_tflite(model_path, output_dir, version, config, search, quantize, tflite_io,
-                   probes):
-    from keras_attention.export import next_version
+def _check_format_options(export_format, n_best, quantize, tflite_io):
+    """Usage errors of options that belong to the other --format."""
+    if export_format == "tflite":
+        if n_best not in (None, 1):
+            raise click.UsageError(
+                "--format tflite returns one output per input; drop --n-best or use "
+                "--format saved_model (its n_best signature).")
+        return
+    for value, flag in ((quantize, "--quantize"), (tflite_io, "--io")):
+        if value is not None:
+            raise click.UsageError(f"{flag} applies to --format tflite; drop it or add "
+                                   "--format tflite.")
+
+
+def _export_tflite(model_path, folder, overwrite, config, search, quantize, tflite_io, probes):
     from keras_attention.export.tflite import MODEL_FILE, export_tflite_folder
     from keras_attention.export.tflite_text import compare_text_with_model, text_model_problem
     from keras_attention.models import load_trained_model
@@ -182,11 +195,8 @@ def _export_tflite(model_path, output_dir, version, config, search, quantize, tf
     elif tflite_io == "text" and problem:
         raise ValueError(problem)
     max_output_length = config.max_length or trained.model.config.max_sequence_length - 1
-    version = next_version(output_dir) if version is None else version
-    if isinstance(version, bool) or version < 1:
-        raise ValueError(f"version must be a positive integer (the version folder), got {version!r}.")
-    folder = export_tflite_folder(trained, os.path.join(output_dir, str(version)),
-                                  max_output_length, quantize=quantize, io=tflite_io, **search)
+    export_tflite_folder(trained, folder, max_output_length, quantize=quantize, io=tflite_io,
+                         overwrite=overwrite, **search)
     path = os.path.join(folder, MODEL_FILE)
     kind = "string -> string" if tflite_io == "text" else "ids -> ids"
     click.echo(f"exported {kind} {config.strategy} search ({trained.task}, quantize {quantize}, "

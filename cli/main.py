@@ -10,6 +10,7 @@ from cli.attention import attention  # noqa: E402
 from cli.average import average  # noqa: E402
 from cli.data import data, vocab  # noqa: E402
 from cli.demo import demo  # noqa: E402
+from cli.errors import add_debug_option  # noqa: E402
 from cli.evaluate import evaluate  # noqa: E402
 from cli.export import export  # noqa: E402
 from cli.serve import serve  # noqa: E402
@@ -18,9 +19,8 @@ from cli.translate import summarize, translate  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(package_name="keras-attention")
-def main(debug):
+def main():
     """Attention-based sequence-to-sequence models on TensorFlow/Keras.
 
     \b
@@ -50,3 +50,4 @@ main.add_command(summarize)
 main.add_command(train)
 main.add_command(translate)
 main.add_command(vocab)
+add_debug_option(main)  # every command takes --debug, after its name too

@@ -51,6 +51,7 @@ from keras_attention.data.tokenizers import (
     UNK,
     Tokenizer,
     check_vocabulary,
+    empty_corpus_error,
     missing_file_error,
     read_vocabulary,
     text_batches,
@@ -70,6 +71,9 @@ MAX_BYTES_PER_WORD = 100
 # The fewest learned ids a vocabulary may have beyond the reserved ones.
 MIN_LEARNED_TOKENS = 16
 MIN_VOCABULARY_SIZE = len(RESERVED_TOKENS) + MIN_LEARNED_TOKENS
+# SentencePiece's trainer skips longer texts (its max_sentence_length, passed
+# explicitly so that this count and the trainer's agree).
+MAX_SENTENCE_BYTES = 4192
 
 # Pre-splitting for WordPiece. A unit is a run of letters, marks and digits,
 # or one other character; a unit preceded by one space ("separated") carries
@@ -107,13 +111,6 @@ def _check_normalization(normalization):
             f"normalization must be None or one of {list(NORMALIZATION_FORMS)}, "
             f"got {normalization!r}."
         )
-
-
-def _empty_corpus_error():
-    return ValueError(
-        "cannot build a vocabulary from an empty corpus: the texts hold no "
-        "non-whitespace character; pass the training texts."
-    )
 
 
 def _with_leading_space(texts):
@@ -315,7 +312,7 @@ class WordPieceTokenizer(_SubwordTokenizer):
             counts.update(w.decode("utf-8") for w in words.numpy())
         characters = {c for word in counts for c in word}
         if all(c.isspace() for c in characters):
-            raise _empty_corpus_error()
+            raise empty_corpus_error()
         characters.add(" ")  # an attached space ("## "), so spacing always survives
         # Every character can start a unit (a space never does) and follow one.
         alphabet = sorted(characters - {" "}) + sorted(SUFFIX_INDICATOR + c for c in characters)
@@ -324,8 +321,9 @@ class WordPieceTokenizer(_SubwordTokenizer):
             raise ValueError(
                 f"vocabulary_size={vocabulary_size} is too small for this corpus: its "
                 f"{len(characters)} distinct characters need {needed} tokens (with the "
-                f"reserved ones and suffix forms); use vocabulary_size >= {needed}, or "
-                "lowercase=True / normalization='NFKC' for fewer characters."
+                f"reserved ones and suffix forms); use vocabulary_size >= {needed} (--size "
+                f"{needed}), or lowercase=True / normalization='NFKC' (--lowercase, "
+                "--normalization NFKC) for fewer characters."
             )
         word_counts = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         pieces = _learn_pieces(word_counts, vocabulary_size - needed, alphabet)
@@ -433,7 +431,10 @@ class SentencePieceTokenizer(_SubwordTokenizer):
         ``character_coverage``: the share of the corpus's characters that get
         a piece of their own; the rarest others become ``[UNK]`` (1.0 for
         alphabetic languages, 0.9995 is usual for Chinese or Japanese).
-        Training is deterministic for the same texts and options.
+        Training is deterministic for the same texts and options. Texts
+        longer than ``MAX_SENTENCE_BYTES`` (UTF-8, once prepared) are left
+        out, as SentencePiece does (logged); when no text is left, a
+        ``ValueError``.
         """
         _check_vocabulary_size(vocabulary_size)
         if model_type not in MODEL_TYPES:
@@ -442,16 +443,19 @@ class SentencePieceTokenizer(_SubwordTokenizer):
             raise ValueError(
                 f"character_coverage must be in (0, 1], got {character_coverage!r}.")
         _check_normalization(normalization)
-        has_text = False
+        counts = collections.Counter()  # texts with text; those too long to learn from
 
         def sentences():
-            nonlocal has_text
             for batch in text_batches(texts):
                 prepared = _with_leading_space(cls._prepare_texts(batch, lowercase, normalization))
                 for text in prepared.numpy():
-                    if text.strip():
-                        has_text = True
-                        yield text.decode("utf-8")
+                    if not text.strip():
+                        continue
+                    counts["texts"] += 1
+                    if len(text) > MAX_SENTENCE_BYTES:
+                        counts["too_long"] += 1
+                        continue
+                    yield text.decode("utf-8")
 
         model = io.BytesIO()
         try:
@@ -461,6 +465,7 @@ class SentencePieceTokenizer(_SubwordTokenizer):
                 model_type=model_type,
                 vocab_size=vocabulary_size,
                 hard_vocab_limit=False,
+                max_sentence_length=MAX_SENTENCE_BYTES,
                 character_coverage=character_coverage,
                 pad_id=0, pad_piece=PAD,
                 bos_id=1, bos_piece=START,
@@ -474,16 +479,32 @@ class SentencePieceTokenizer(_SubwordTokenizer):
                 minloglevel=2,
             )
         except RuntimeError as error:
-            if not has_text:
-                raise _empty_corpus_error() from None
+            if not counts["texts"]:
+                raise empty_corpus_error() from None
+            if counts["too_long"] == counts["texts"]:
+                raise ValueError(
+                    f"cannot build a SentencePiece vocabulary: all {counts['texts']} texts are "
+                    f"longer than {MAX_SENTENCE_BYTES} bytes, the most SentencePiece learns "
+                    "from; split them into shorter texts (e.g. sentences), or build a "
+                    "WordPiece vocabulary (--type wordpiece)."
+                ) from None
             sizes = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(error))
             if sizes:
+                needed = sizes.group(2)
                 raise ValueError(
                     f"vocabulary_size={vocabulary_size} is too small for this corpus: its "
-                    f"characters and the reserved tokens need {sizes.group(2)} pieces; use "
-                    f"vocabulary_size >= {sizes.group(2)}, or a lower character_coverage."
+                    f"characters and the reserved tokens need {needed} pieces; use "
+                    f"vocabulary_size >= {needed} (--size {needed}), or a lower "
+                    "character_coverage."
                 ) from None
             raise
+        if counts["too_long"]:
+            logger.warning(
+                "SentencePiece learned from %d of %d texts: %d are longer than %d bytes; "
+                "split long texts into sentences to learn from them too.",
+                counts["texts"] - counts["too_long"], counts["texts"], counts["too_long"],
+                MAX_SENTENCE_BYTES,
+            )
         tokenizer = cls(model.getvalue(), lowercase=lowercase, normalization=normalization)
         logger.info(
             "SentencePiece %s model: %d pieces (asked for %d).",

@@ -64,6 +64,14 @@ def missing_file_error(path, owner, what="vocabulary file"):
     )
 
 
+def empty_corpus_error():
+    """What ``build`` raises when no text holds anything to learn from."""
+    return ValueError(
+        "cannot build a vocabulary from an empty corpus: the texts hold no "
+        "non-whitespace character; pass the training texts."
+    )
+
+
 def read_vocabulary(path, owner):
     """The tokens written by ``write_vocabulary``."""
     if not os.path.exists(path):
@@ -208,7 +216,7 @@ class VocabularyTokenizer(Tokenizer):
             tokens = splitter.split(splitter._normalize(batch))
             counts.update(t.decode("utf-8") for t in tokens.flat_values.numpy())
         if not counts:
-            raise ValueError("cannot build a vocabulary from an empty corpus.")
+            raise empty_corpus_error()
         kept = sorted(
             (t for t, n in counts.items() if n >= min_count and t not in RESERVED_TOKENS),
             key=lambda t: (-counts[t], t),

@@ -132,6 +132,12 @@ def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
     sentences of ``split_sentences``, the ROUGE-L most summarization papers
     report. ``rouge_score``'s tokenizer keeps only ASCII letters and digits,
     so use it for English outputs.
+
+    Empty lines (blank after stripping white space): an empty hypothesis of
+    an empty reference is a perfect match (100 for that line, every type;
+    ``rouge_score`` alone gives 0), an empty one against a non-empty one
+    scores 0, either way round. So identical files score 100, as BLEU and
+    exact match say. The signature records it as ``empty:both=100``.
     """
     from rouge_score import rouge_scorer
 
@@ -145,13 +151,17 @@ def rouge(hypotheses, references, rouge_types=ROUGE_TYPES, use_stemmer=True):
     scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
     totals = dict.fromkeys(rouge_types, 0.0)
     for hypothesis, reference in zip(hypotheses, references):
+        if not hypothesis.strip() and not reference.strip():
+            for rouge_type in rouge_types:
+                totals[rouge_type] += 1.0
+            continue
         # (target, prediction); the newlines only matter to rougeLsum.
         scores = scorer.score(split_sentences(reference), split_sentences(hypothesis))
         for rouge_type in rouge_types:
             totals[rouge_type] += scores[rouge_type].fmeasure
     version = importlib.metadata.version("rouge-score")
     signature = (f"rouge_score:{version}|stem:{'yes' if use_stemmer else 'no'}"
-                 "|F1 mean|nrefs:1")
+                 "|F1 mean|nrefs:1|empty:both=100")
     return [
         MetricResult(
             name=f"ROUGE-{rouge_type[len('rouge'):]}",

@@ -7,6 +7,7 @@ from keras_attention.export.saved_model import (
     export_saved_model,
     next_version,
     resolve_version,
+    version_directory,
 )
 from keras_attention.export.signatures import TextToTextModule
 from keras_attention.export.tflite import TFLiteDecoder, export_tflite, export_tflite_folder
@@ -23,4 +24,5 @@ __all__ = [
     "export_tflite_text",
     "next_version",
     "resolve_version",
+    "version_directory",
 ]

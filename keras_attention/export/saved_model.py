@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_attention.atomic import atomic_directory
+from keras_attention.atomic import atomic_directory, refuse_existing
 from keras_attention.export.signatures import INPUT_NAME, OUTPUT_NAME, SCORES_NAME
 
 METADATA_FILE = "keras_attention.json"
@@ -30,24 +30,35 @@ def next_version(directory):
     return max(versions, default=0) + 1
 
 
-def export_saved_model(module, directory, version=1, metadata=None):
-    """Save ``module`` (a ``TextToTextModule``) as ``directory/<version>/``.
-
-    The export is written to a temporary folder beside the target and renamed
-    into place, so a crash never leaves a half-written model where a server
-    would load it. An existing version is replaced. ``keras_attention.json``
-    beside ``saved_model.pb`` records the TensorFlow, TF Text and Keras
-    versions, the module's ``describe()`` (decoding config, limits,
-    signatures) and ``metadata``.
-
-    Returns the path of the version folder.
-    """
+def version_directory(directory, version, overwrite=False):
+    """``directory/<version>``, the TF Serving version folder an export
+    writes: a ``ValueError`` unless ``version`` is a positive integer, and,
+    unless ``overwrite``, a ``FileExistsError`` when that version exists."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(
             f"version must be a positive integer (TF Serving's version folder), got {version!r}."
         )
-    final = os.path.join(directory, str(version))
-    with atomic_directory(final) as tmp:
+    path = os.path.join(directory, str(version))
+    if not overwrite:
+        refuse_existing(path, "export version", "--version")
+    return path
+
+
+def export_saved_model(module, directory, version=1, metadata=None, overwrite=False):
+    """Save ``module`` (a ``TextToTextModule``) as ``directory/<version>/``.
+
+    The export is written to a temporary folder beside the target and renamed
+    into place, so a crash never leaves a half-written model where a server
+    would load it. An existing version is a ``FileExistsError`` (before any
+    work) unless ``overwrite=True``: then it is replaced, atomically.
+    ``keras_attention.json`` beside ``saved_model.pb`` records the
+    TensorFlow, TF Text and Keras versions, the module's ``describe()``
+    (decoding config, limits, signatures) and ``metadata``.
+
+    Returns the path of the version folder.
+    """
+    final = version_directory(directory, version, overwrite=overwrite)
+    with atomic_directory(final, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         info = {"versions": _versions()}
         info.update(module.describe())

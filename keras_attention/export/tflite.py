@@ -47,7 +47,7 @@ import flatbuffers
 import numpy as np
 import tensorflow as tf
 
-from keras_attention.atomic import atomic_directory, write_atomically
+from keras_attention.atomic import atomic_directory, refuse_existing, write_atomically
 from keras_attention.data.tokenizer_files import save_tokenizer
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 from keras_attention.decoding.beam import beam_search
@@ -417,11 +417,13 @@ TFLITE_IO = ("text", "ids")
 
 
 def export_tflite_folder(trained, directory, max_output_length, quantize="none", io="ids",
-                         beam_size=1, length_penalty=0.6):
+                         beam_size=1, length_penalty=0.6, overwrite=False):
     """Write ``directory/`` (atomically) with ``model.tflite``, the source
     and target tokenizers (``source.json``, ``target.json`` and their
     vocabularies or models) and ``keras_attention.json`` (lengths,
     quantization, decoding, input/output names). Returns ``directory``.
+    An existing ``directory`` is a ``FileExistsError`` (before converting)
+    unless ``overwrite=True``: then it is replaced.
 
     ``io``: ``"ids"`` (``export_tflite``, source length the model's
     ``max_sequence_length``; the app tokenizes with the saved tokenizers)
@@ -433,8 +435,10 @@ def export_tflite_folder(trained, directory, max_output_length, quantize="none",
 
     if io not in TFLITE_IO:
         raise ValueError(f"io must be one of {TFLITE_IO}, got {io!r}.")
+    if not overwrite:
+        refuse_existing(directory, "TFLite export", "--version")
     max_source_length = trained.model.config.max_sequence_length
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, overwrite=overwrite) as tmp:
         path = os.path.join(tmp, MODEL_FILE)
         ids_output = f"int32 (1, {max_output_length}), END then PAD"
         search = {"beam_size": beam_size, "length_penalty": length_penalty}

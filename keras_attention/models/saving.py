@@ -59,11 +59,12 @@ def check_vocabularies(model, source_tokenizer, target_tokenizer, where="the mod
             )
 
 
-def save_trained_model(trained, directory, extra=None):
+def save_trained_model(trained, directory, extra=None, overwrite=True):
     """Write ``trained`` (a ``TrainedModel``) to ``directory`` atomically;
-    an existing folder there is replaced. Returns ``directory``."""
+    an existing folder there is replaced (``overwrite=False``: never, see
+    ``atomic_directory``). Returns ``directory``."""
     directory = os.path.abspath(directory)
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, overwrite=overwrite) as tmp:
         trained.model.save(os.path.join(tmp, MODEL_FILE))
         save_tokenizer(trained.source_tokenizer, tmp, "source")
         save_tokenizer(trained.target_tokenizer, tmp, "target")

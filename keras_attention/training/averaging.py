@@ -14,6 +14,7 @@ import re
 import h5py
 import numpy as np
 
+from keras_attention.atomic import refuse_existing
 from keras_attention.models.saving import TrainedModel, load_trained_model, save_trained_model
 
 CHECKPOINTS = "checkpoints"
@@ -116,11 +117,16 @@ def epoch_checkpoints(run_dir):
     return [os.path.join(directory, name) for _, name in epochs]
 
 
-def average_last(run_dir, last=5, output=None):
+def average_last(run_dir, last=5, output=None, overwrite=False):
     """Average the last ``last`` epoch checkpoints of the run in ``run_dir``
     into a trained model folder (architecture, tokenizers and task from
-    ``run_dir/model``), written to ``output`` (default ``run_dir/averaged``).
-    Its metadata lists the averaged files under ``averaged_checkpoints``.
+    ``run_dir/model``), written atomically to ``output`` (default
+    ``run_dir/averaged``). Its metadata lists the averaged files under
+    ``averaged_checkpoints``.
+
+    An existing ``output`` (an earlier average, or ``run_dir/model`` itself)
+    is a ``FileExistsError`` before anything is loaded, unless
+    ``overwrite=True``: then it is replaced.
 
     Returns ``(output folder, averaged checkpoint paths)``.
     """
@@ -138,6 +144,9 @@ def average_last(run_dir, last=5, output=None):
             f"{CHECKPOINTS}/ (epoch-NNNN.weights.h5), fewer than the {last} to average; "
             "average fewer or train more epochs."
         )
+    output = output or os.path.join(run_dir, AVERAGED)
+    if not overwrite:
+        refuse_existing(output, "model folder", "--output")
     trained = load_trained_model(os.path.join(run_dir, MODEL))
     chosen = checkpoints[-last:]
     average_checkpoints(trained.model, chosen)
@@ -152,5 +161,4 @@ def average_last(run_dir, last=5, output=None):
         task=trained.task,
         metadata=metadata,
     )
-    output = output or os.path.join(run_dir, AVERAGED)
-    return save_trained_model(averaged, output), chosen
+    return save_trained_model(averaged, output, overwrite=overwrite), chosen

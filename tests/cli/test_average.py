@@ -67,13 +67,40 @@ def test_average_errors_are_one_line(tmp_path):
     assert "model folder" in line and "not found" in line
 
 
+def test_average_refuses_to_replace_a_model_folder_without_overwrite(tmp_path):
+    run = tmp_path / "run"
+    saved = make_run(str(run), epochs=[1, 2])
+    model = str(run / "model")
+    trained = load_trained_model(model).model.get_weights()
+    result = CliRunner().invoke(main, ["average", "--run", str(run), "--last", "2",
+                                       "--output", model])
+    assert _one_line_error(result) == (
+        f"Error: model folder '{model}' already exists; pass --overwrite (overwrite=True) to "
+        "replace it, or choose another --output.")
+    for got, want in zip(load_trained_model(model).model.get_weights(), trained):
+        np.testing.assert_array_equal(got, want)  # still the trained model
+    # The default output, RUN/averaged, too: a second average is refused ...
+    args = ["average", "--run", str(run), "--last", "1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    line = _one_line_error(CliRunner().invoke(main, [*args[:-1], "2"]))
+    assert f"model folder '{run / 'averaged'}' already exists; pass --overwrite" in line
+    # ... unless --overwrite: then RUN/model is replaced by the mean of epochs 1 and 2.
+    result = CliRunner().invoke(main, [*args[:-1], "2", "--output", model, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    for got, a, b in zip(load_trained_model(model).model.get_weights(), saved[1], saved[2]):
+        np.testing.assert_array_equal(got, ((a.astype(np.float64) + b) / 2).astype(np.float32))
+
+
 def test_average_rejects_a_bad_last():
     result = CliRunner().invoke(main, ["average", "--run", ".", "--last", "0"])
     assert result.exit_code == 2
     assert "Invalid value for '--last'" in result.output
 
 
-def test_average_help_has_an_example():
+def test_average_help_has_an_example_and_says_what_overwrite_does():
     result = CliRunner().invoke(main, ["average", "--help"])
     assert result.exit_code == 0
     assert "keras-attention average --run runs/multi30k --last 5" in result.output
+    text = " ".join(result.output.split())
+    assert "is never replaced without --overwrite" in text
+    assert "--overwrite Replace OUTPUT if it exists (atomically)" in text

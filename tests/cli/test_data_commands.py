@@ -67,6 +67,55 @@ def test_jsonl_needs_fields(tmp_path):
     assert result.exit_code == 2 and "--jsonl needs --fields" in result.output
 
 
+def _vocab_error(tmp_path, sources, *options):
+    """The one ``Error:`` line of ``vocab`` on the pairs (s, s) of ``sources``."""
+    paths = [tmp_path / "src.txt", tmp_path / "tgt.txt"]
+    for path in paths:
+        path.write_text("".join(f"{text}\n" for text in sources))
+    output = tmp_path / "v.model"
+    result = invoke("vocab", "--aligned", *map(str, paths), *options, "--output", str(output))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert not output.exists()
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    return errors[0], f"{paths[0]} + {paths[1]}"
+
+
+def test_vocab_on_a_corpus_of_empty_lines_names_it(tmp_path):
+    line, corpus = _vocab_error(tmp_path, ["", "  ", "\t"])
+    assert line == (f"Error: {corpus}: no pairs left: all 3 records have an empty source or "
+                    "target; check the column or field arguments.")
+
+
+def test_vocab_on_lines_too_long_for_sentencepiece_names_the_corpus_and_the_fix(tmp_path):
+    line, corpus = _vocab_error(tmp_path, ["ab " * 1500, "ba " * 1500])  # 4500 bytes each
+    assert line == (
+        f"Error: {corpus} (--side both): cannot build a SentencePiece vocabulary: all 4 texts "
+        "are longer than 4192 bytes, the most SentencePiece learns from; split them into "
+        "shorter texts (e.g. sentences), or build a WordPiece vocabulary (--type wordpiece).")
+
+
+def test_vocab_size_too_small_for_the_characters_names_the_corpus_and_size(tmp_path):
+    texts = ["".join(chr(ord("a") + (i * 7 + j) % 26) for j in range(8)) for i in range(40)]
+    line, corpus = _vocab_error(tmp_path, texts, "--size", "20")
+    assert line.startswith(f"Error: {corpus} (--side both): vocabulary_size=20 is too small "
+                           "for this corpus")
+    assert line.endswith("use vocabulary_size >= 31 (--size 31), or a lower character_coverage.")
+    line, _ = _vocab_error(tmp_path, texts, "--size", "20", "--type", "wordpiece")
+    assert "its 27 distinct characters need 57 tokens" in line
+    assert "use vocabulary_size >= 57 (--size 57), or lowercase=True" in line
+
+
+def test_vocab_debug_keeps_the_traceback(tmp_path):
+    paths = [tmp_path / "src.txt", tmp_path / "tgt.txt"]
+    for path in paths:
+        path.write_text("ab " * 1500 + "\n")
+    result = invoke("vocab", "--aligned", *map(str, paths), "--output",
+                    str(tmp_path / "v.model"), "--debug")
+    assert isinstance(result.exception, ValueError)
+    assert "longer than 4192 bytes" in str(result.exception)
+
+
 def test_missing_file_is_one_line(tmp_path):
     missing = str(tmp_path / "nope.tsv")
     result = invoke("vocab", "--tsv", missing, "--output", str(tmp_path / "v.model"))

@@ -27,8 +27,12 @@ def test_help_shows_the_options_and_an_example():
     assert result.exit_code == 0
     for text in ("--model", "--output", "--version", "--format", "--beam-size",
                  "--length-penalty", "--n-best", "--max-length", "--max-batch-size",
-                 "--probe", "saved_model", "keras-attention export --model runs/dates/model"):
+                 "--probe", "saved_model", "keras-attention export --model runs/dates/model",
+                 "--overwrite", "--debug"):
         assert text in result.output
+    text = " ".join(result.output.split())
+    assert "An existing OUTPUT/VERSION is never replaced without --overwrite." in text
+    assert "--overwrite Replace OUTPUT/VERSION if it exists (atomically)" in text
     assert "keras-attention export" in invoke("--help").output
 
 
@@ -71,8 +75,12 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     metadata["decoding"] = {"max_length": 4, "no_repeat_ngram_size": 1}
     (copy / "keras_attention.json").write_text(json.dumps(metadata))
     output = str(tmp_path / "dates")
-    result = invoke("export", "--model", str(copy), "--output", output, "--beam-size", "2")
+    os.makedirs(os.path.join(output, "1"))
+    open(os.path.join(output, "1", "old-marker"), "w").close()
+    result = invoke("export", "--model", str(copy), "--output", output, "--beam-size", "2",
+                    "--version", "1", "--overwrite")  # replaces version 1
     assert result.exit_code == 0, result.output
+    assert not os.path.exists(os.path.join(output, "1", "old-marker"))
     with open(os.path.join(output, "1", "keras_attention.json")) as f:
         info = json.load(f)
     config = DecodingConfig(strategy="beam", beam_size=2, max_length=4, no_repeat_ngram_size=1)
@@ -122,6 +130,23 @@ def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
     assert not os.path.exists(tmp_path / "out" / "1")
 
 
+@pytest.mark.parametrize("export_format", ["saved_model", "tflite"])
+def test_an_existing_version_is_refused_without_overwrite(trained_date_model, tmp_path,
+                                                          export_format):
+    _, folder = trained_date_model
+    output = tmp_path / "out"
+    os.makedirs(output / "3")
+    (output / "3" / "saved_model.pb").write_bytes(b"old")
+    result = invoke("export", "--model", folder, "--output", str(output), "--format",
+                    export_format, "--version", "3")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: export version '{output}/3' already exists; pass --overwrite (overwrite=True) "
+        "to replace it, or choose another --version."]
+    assert os.listdir(output) == ["3"] and os.listdir(output / "3") == ["saved_model.pb"]
+    assert (output / "3" / "saved_model.pb").read_bytes() == b"old"
+
+
 def test_export_tflite_folder_runs_and_matches_the_model(trained_date_model, tmp_path):
     from keras_attention.data import load_tokenizer
     from keras_attention.export.tflite import TFLiteDecoder
@@ -160,10 +185,13 @@ def test_export_tflite_beam_search_folder(trained_date_model, tmp_path):
 
     trained, folder = trained_date_model
     output = str(tmp_path / "lite")
+    os.makedirs(os.path.join(output, "1"))
+    open(os.path.join(output, "1", "old-marker"), "w").close()
     result = invoke("export", "--model", folder, "--output", output, "--format", "tflite",
                     "--beam-size", "3", "--length-penalty", "1.0", "--max-length", "12",
-                    "--probe", TEXTS[0], "--probe", TEXTS[1])
+                    "--probe", TEXTS[0], "--probe", TEXTS[1], "--version", "1", "--overwrite")
     assert result.exit_code == 0, result.output
+    assert not os.path.exists(os.path.join(output, "1", "old-marker"))
     assert "exported ids -> ids beam search (translation, quantize none, " in result.output
     assert "same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
     with open(os.path.join(output, "1", "keras_attention.json")) as f:

@@ -11,6 +11,7 @@ import sentencepiece
 import tensorflow as tf
 
 from keras_attention.data.subword import (
+    MAX_SENTENCE_BYTES,
     MIN_VOCABULARY_SIZE,
     SentencePieceTokenizer,
     WordPieceTokenizer,
@@ -448,6 +449,26 @@ def test_build_on_empty_corpus_raises(cls, corpus):
     _one_line(error)
 
 
+def test_sentencepiece_on_texts_all_too_long_raises_in_one_line():
+    texts = ["ab " * 1500, "x" * MAX_SENTENCE_BYTES]  # the leading space makes the 2nd too long
+    with pytest.raises(ValueError) as error:
+        SentencePieceTokenizer.build(texts, vocabulary_size=100)
+    assert _one_line(error) == (
+        "cannot build a SentencePiece vocabulary: all 2 texts are longer than 4192 bytes, the "
+        "most SentencePiece learns from; split them into shorter texts (e.g. sentences), or "
+        "build a WordPiece vocabulary (--type wordpiece).")
+
+
+def test_sentencepiece_learns_from_the_texts_short_enough_and_says_so(caplog):
+    short = ["the cat sat on the mat", "a dog ran home"]
+    with caplog.at_level("WARNING", logger="keras_attention.data.subword"):
+        tokenizer = SentencePieceTokenizer.build(short + ["zq " * 1500], vocabulary_size=40)
+    assert "SentencePiece learned from 2 of 3 texts: 1 are longer than 4192 bytes" in caplog.text
+    alone = SentencePieceTokenizer.build(short, vocabulary_size=40)
+    assert tokenizer.vocabulary == alone.vocabulary
+    assert "q" not in "".join(tokenizer.vocabulary)  # nothing learned from the long text
+
+
 @pytest.mark.parametrize("cls, name", [(WordPieceTokenizer, "vocab.txt"),
                                        (SentencePieceTokenizer, "sp.model")])
 def test_load_missing_file_names_it_and_says_how_to_build_one(cls, name, tmp_path):
@@ -494,7 +515,9 @@ def test_vocabulary_size_too_small_raises(kind, multi30k):
     # Big enough in general, too small for the characters of this corpus.
     with pytest.raises(ValueError, match="too small for this corpus") as error:
         cls.build(multi30k[1][:50], vocabulary_size=MIN_VOCABULARY_SIZE, **options)
-    assert "use vocabulary_size >= " in _one_line(error)
+    message = _one_line(error)
+    needed = message.split("use vocabulary_size >= ")[1].split()[0]
+    assert f"use vocabulary_size >= {needed} (--size {needed})" in message
     with pytest.raises(TypeError, match="vocabulary_size must be an integer"):
         cls.build(multi30k[1][:50], vocabulary_size=1000.0, **options)
 

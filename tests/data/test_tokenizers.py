@@ -96,8 +96,11 @@ def test_build_lowercases_by_default():
     ],
 )
 def test_build_on_empty_corpus_raises(cls, corpus):
-    with pytest.raises(ValueError, match="empty corpus"):
+    with pytest.raises(ValueError) as error:
         cls.build(corpus)
+    assert str(error.value) == (
+        "cannot build a vocabulary from an empty corpus: the texts hold no non-whitespace "
+        "character; pass the training texts.")
 
 
 def test_word_split_golden():

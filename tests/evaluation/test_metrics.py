@@ -98,11 +98,11 @@ def test_rouge_is_mean_f1_times_100_with_stemming():
     for result, key in zip(results, ["rouge1", "rouge2", "rougeL"]):
         expected = 100 * sum(s[key].fmeasure for s in per_pair) / len(per_pair)
         assert result.score == pytest.approx(expected, abs=1e-9)
-        assert result.signature == "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1"
+        assert result.signature == "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1|empty:both=100"
     # One sentence each: the summary-level LCS is the LCS.
     assert results[3].score == pytest.approx(results[2].score, abs=1e-9)
     assert results[3].signature == (
-        "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1|sentences:split at .!?")
+        "rouge_score:0.1.2|stem:yes|F1 mean|nrefs:1|empty:both=100|sentences:split at .!?")
     # Stemming matters: "rides"/"ride", "horses"/"horse" match only with the stemmer.
     unstemmed = rouge(HYPOTHESES, REFERENCES, use_stemmer=False)
     assert unstemmed[0].score < results[0].score
@@ -137,6 +137,27 @@ def test_identical_hypotheses_score_100_everywhere():
                                          "ROUGE-Lsum", "exact match"]
     for result in results:
         assert result.score == pytest.approx(100.0)
+
+
+WITH_EMPTY_LINE = ["Amy is late. She missed the bus.", "", "the cat sat"]
+
+
+def test_identical_files_with_an_empty_line_score_100_everywhere():
+    results = score(WITH_EMPTY_LINE, WITH_EMPTY_LINE, metrics=METRICS)
+    assert {r.name: round(r.score, 6) for r in results} == {
+        "BLEU": 100.0, "chrF2": 100.0, "ROUGE-1": 100.0, "ROUGE-2": 100.0, "ROUGE-L": 100.0,
+        "ROUGE-Lsum": 100.0, "exact match": 100.0}
+    # Blank after stripping counts as empty.
+    assert [r.score for r in rouge([" ", "\t"], ["", " \n"])] == [100.0] * 4
+
+
+@pytest.mark.parametrize("hypotheses, references", [
+    (["", "the cat sat"], ["a dog ran", "the cat sat"]),  # empty hypothesis
+    (["a dog ran", "the cat sat"], ["", "the cat sat"]),  # empty reference
+])
+def test_an_empty_line_against_a_non_empty_one_scores_0(hypotheses, references):
+    # Line 1 scores 0, line 2 100: the mean is 50 for every ROUGE type.
+    assert [r.score for r in rouge(hypotheses, references)] == [50.0] * 4
 
 
 def test_score_matches_the_single_metrics():

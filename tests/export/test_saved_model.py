@@ -12,6 +12,7 @@ from keras_attention.export import (
     export_saved_model,
     next_version,
     resolve_version,
+    version_directory,
 )
 from keras_attention.export.saved_model import METADATA_FILE
 
@@ -47,12 +48,27 @@ def test_reload_in_process_equals_in_memory(exported):
     assert SavedModelTranslator(directory)(SENTENCES, batch_size=3) == expected
 
 
-def test_export_replaces_an_existing_version_atomically(text_module, tmp_path):
+def test_an_existing_version_is_refused_before_any_work(text_module, tmp_path, monkeypatch):
+    directory = str(tmp_path / "m")
+    marker = os.path.join(directory, "2", "old-marker")
+    os.makedirs(os.path.dirname(marker))
+    open(marker, "w").close()
+    monkeypatch.setattr(tf.saved_model, "save", None)  # refused before saving anything
+    with pytest.raises(FileExistsError) as error:
+        export_saved_model(text_module, directory, version=2)
+    assert str(error.value) == (
+        f"export version '{directory}/2' already exists; pass --overwrite (overwrite=True) "
+        "to replace it, or choose another --version.")
+    assert os.listdir(directory) == ["2"] and os.listdir(os.path.join(directory, "2")) == [
+        "old-marker"]
+
+
+def test_export_replaces_an_existing_version_atomically_with_overwrite(text_module, tmp_path):
     directory = str(tmp_path / "m")
     export_saved_model(text_module, directory, version=2)
     marker = os.path.join(directory, "2", "old-marker")
     open(marker, "w").close()
-    export_saved_model(text_module, directory, version=2)
+    export_saved_model(text_module, directory, version=2, overwrite=True)
     assert sorted(os.listdir(directory)) == ["2"]
     assert not os.path.exists(marker)
     assert resolve_version(directory) == os.path.join(directory, "2")
@@ -67,7 +83,7 @@ def test_failed_export_leaves_previous_version_and_no_temp(text_module, tmp_path
 
     monkeypatch.setattr(tf.saved_model, "save", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_saved_model(text_module, directory, version=1)
+        export_saved_model(text_module, directory, version=1, overwrite=True)
     assert sorted(os.listdir(directory)) == ["1"]
     assert os.path.exists(os.path.join(directory, "1", "saved_model.pb"))
 
@@ -96,6 +112,16 @@ def test_next_version_is_one_above_the_highest(tmp_path):
 def test_bad_version_is_rejected(text_module, tmp_path, version):
     with pytest.raises(ValueError, match="version must be a positive integer"):
         export_saved_model(text_module, str(tmp_path), version=version)
+
+
+def test_version_directory_checks_the_version_and_an_existing_folder(tmp_path):
+    assert version_directory(str(tmp_path), 3) == os.path.join(str(tmp_path), "3")
+    os.makedirs(tmp_path / "3")
+    with pytest.raises(FileExistsError, match="export version '.*3' already exists"):
+        version_directory(str(tmp_path), 3)
+    assert version_directory(str(tmp_path), 3, overwrite=True) == os.path.join(str(tmp_path), "3")
+    with pytest.raises(ValueError, match="version must be a positive integer"):
+        version_directory(str(tmp_path), 0, overwrite=True)
 
 
 # Trained greedy and beam exports: reloaded in this process and run by

@@ -17,6 +17,7 @@ from keras_attention.decoding import DecodingConfig, generate
 from keras_attention.export.tflite import (
     TFLiteDecoder,
     export_tflite,
+    export_tflite_folder,
     _schema,
     interpreter_classes,
 )
@@ -125,6 +126,21 @@ def test_written_atomically_over_an_old_file(trained_date_model, exports, tmp_pa
     assert os.listdir(tmp_path) == ["model.tflite"]
     with open(path, "rb") as new, open(exports["none"], "rb") as reference:
         assert new.read() == reference.read()
+
+
+def test_folder_export_refuses_an_existing_folder(trained_date_model, tmp_path):
+    trained, _ = trained_date_model
+    folder = tmp_path / "1"
+    folder.mkdir()
+    (folder / "model.tflite").write_bytes(b"old")
+    with pytest.raises(FileExistsError) as error:
+        export_tflite_folder(trained, str(folder), OUTPUT_LENGTH)
+    assert str(error.value) == (
+        f"TFLite export '{folder}' already exists; pass --overwrite (overwrite=True) to "
+        "replace it, or choose another --version.")
+    assert os.listdir(folder) == ["model.tflite"]
+    assert (folder / "model.tflite").read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["1"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -131,6 +131,34 @@ def test_average_last_to_a_chosen_output(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
+def _weights(folder):
+    return load_trained_model(str(folder)).model.get_weights()
+
+
+def test_average_last_never_replaces_a_folder_unless_asked(tmp_path):
+    run = tmp_path / "run"
+    saved = make_run(str(run), epochs=[1, 2])
+    trained = _weights(run / "model")
+    for output, default in ((run / "model", False), (run / "averaged", True)):
+        if default:
+            average_last(str(run), last=1)  # an earlier average in RUN/averaged
+        before = _weights(output)
+        with pytest.raises(FileExistsError) as error:
+            average_last(str(run), last=2, output=None if default else str(output))
+        assert str(error.value) == (
+            f"model folder '{output}' already exists; pass --overwrite (overwrite=True) to "
+            "replace it, or choose another --output.")
+        for got, want in zip(_weights(output), before):
+            np.testing.assert_array_equal(got, want)
+    for got, want in zip(_weights(run / "model"), trained):  # the trained model is intact
+        np.testing.assert_array_equal(got, want)
+    # overwrite=True replaces it (atomically): the mean of epochs 1 and 2.
+    output, _ = average_last(str(run), last=2, overwrite=True)
+    assert sorted(os.listdir(run)) == ["averaged", "checkpoints", "model"]
+    for got, a, b in zip(_weights(output), saved[1], saved[2]):
+        np.testing.assert_array_equal(got, ((a.astype(np.float64) + b) / 2).astype(np.float32))
+
+
 def test_average_last_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="run folder '.*nowhere' not found; pass the"):
         average_last(str(tmp_path / "nowhere"), last=2)
