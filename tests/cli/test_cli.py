@@ -140,6 +140,8 @@ def test_usage_errors_come_before_tensorflow_is_imported():
         ("export", "--model", "m", "--output", "o", "--strategy", "greedy", "--beam-size", "3"):
             (2, "Error: --beam-size applies to --strategy beam, not greedy; drop it or choose "
                 "--strategy beam."),
+        ("export", "--model", "m", "--output", "o", "--version", "0"):
+            (2, "Error: Invalid value for '--version': 0 is not in the range x>=1."),
         ("average", "--run", "r", "--last", "0"):
             (2, "Error: Invalid value for '--last': 0 is not in the range x>=1."),
     }
