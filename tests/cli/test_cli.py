@@ -127,6 +127,11 @@ def test_usage_errors_come_before_tensorflow_is_imported():
                                  "--tsv FILE or --jsonl FILE (got none)."),
         ("data", "inspect", "--jsonl", "x.jsonl", "--debug"):
             (2, "Error: --jsonl needs --fields SOURCE_FIELD TARGET_FIELD."),
+        ("data", "inspect", "--tsv", "x.tsv", "--target-vocab", "t.model"):
+            (2, "Error: --target-vocab needs --source-vocab FILE; for a shared vocabulary give "
+                "--source-vocab alone."),
+        ("data", "inspect", "--tsv", "x.tsv", "--source-vocab", "v.txt", "--type", "char",
+         "--normalization", "NFC"): (1, "Error: --normalization is not available for --type char."),
         ("vocab", "--aligned", "a", "b", "--tsv", "c", "--output", "v.model"):
             (2, "Error: name exactly one corpus with --aligned SOURCE TARGET, --tsv FILE or "
                 "--jsonl FILE (got --aligned, --tsv)."),
