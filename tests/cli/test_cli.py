@@ -121,7 +121,10 @@ for args in json.loads(sys.argv[1]):
 """
 
 
-def test_usage_errors_come_before_tensorflow_is_imported():
+def test_usage_errors_come_before_tensorflow_is_imported(tmp_path):
+    exported = tmp_path / "export"
+    exported.mkdir()
+    (exported / "saved_model.pb").write_bytes(b"")
     cases = {
         ("data", "inspect"): (2, "Error: name exactly one corpus with --aligned SOURCE TARGET, "
                                  "--tsv FILE or --jsonl FILE (got none)."),
@@ -147,6 +150,9 @@ def test_usage_errors_come_before_tensorflow_is_imported():
                 "--strategy beam."),
         ("export", "--model", "m", "--output", "o", "--version", "0"):
             (2, "Error: Invalid value for '--version': 0 is not in the range x>=1."),
+        ("attention", "--model", str(exported), "--text", "x", "--out", "a.png"):
+            (1, f"Error: '{exported}' is an exported SavedModel, which keeps no attention "
+                "weights; plot with the trained model folder (with model.keras)."),
         ("average", "--run", "r", "--last", "0"):
             (2, "Error: Invalid value for '--last': 0 is not in the range x>=1."),
     }
