@@ -33,8 +33,6 @@ def attention(model_path, text, target, out_path, kind, layer):
       keras-attention attention --model runs/dates/model \\
         --text "the twenty third of march nineteen ninety four" --out attention.png
     """
-    from keras_attention.models import load_trained_model
-
     if not os.path.exists(os.path.join(model_path, "model.keras")) and os.path.exists(
         os.path.join(model_path, "saved_model.pb")
     ):
@@ -42,6 +40,8 @@ def attention(model_path, text, target, out_path, kind, layer):
             f"'{model_path}' is an exported SavedModel, which keeps no attention weights; "
             "plot with the trained model folder (with model.keras)."
         )
+    from keras_attention.models import load_trained_model
+
     trained = load_trained_model(model_path)
     from keras_attention.evaluation.attention_plots import save_attention_plot
 

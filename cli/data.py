@@ -33,10 +33,14 @@ def _sides(corpus, side):
             yield target
 
 
+def _check_normalization(kind, normalization):
+    if normalization and kind in ("word", "char"):
+        raise ValueError(f"--normalization is not available for --type {kind}.")
+
+
 def _build_options(kind, size, lowercase, normalization, model_type):
+    _check_normalization(kind, normalization)
     if kind in ("word", "char"):
-        if normalization:
-            raise ValueError(f"--normalization is not available for --type {kind}.")
         return {"lowercase": lowercase}
     options = {"vocabulary_size": size, "lowercase": lowercase, "normalization": normalization}
     if kind == "sentencepiece":
@@ -130,6 +134,12 @@ def inspect(open_corpus, source_vocab, target_vocab, kind, lowercase, normalizat
       keras-attention data inspect --aligned ../shared/data/multi30k/val.en.gz \\
         ../shared/data/multi30k/val.de.gz --source-vocab vocab.model
     """
+    if target_vocab and not source_vocab:
+        raise click.UsageError("--target-vocab needs --source-vocab FILE; for a shared "
+                               "vocabulary give --source-vocab alone.")
+    target_vocab = target_vocab or source_vocab
+    for path in filter(None, (source_vocab, target_vocab)):
+        _check_normalization(_guess_kind(path, kind), normalization)
     from keras_attention.data.statistics import side_statistics
 
     corpus = open_corpus()
@@ -140,7 +150,6 @@ def inspect(open_corpus, source_vocab, target_vocab, kind, lowercase, normalizat
                                         "mean": round(stats.mean_source_chars, 1)},
                              "target": {"max": stats.max_target_chars,
                                         "mean": round(stats.mean_target_chars, 1)}}}
-    target_vocab = target_vocab or source_vocab
     if source_vocab:
         for side, path, index in (("source", source_vocab, 0), ("target", target_vocab, 1)):
             tokenizer = _load(path, _guess_kind(path, kind), lowercase, normalization)

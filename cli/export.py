@@ -51,7 +51,7 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Trained model folder (with model.keras), as 'keras-attention train' writes.")
 @click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
               help="Export folder; the model goes to OUTPUT/VERSION/ (the TF Serving layout).")
-@click.option("--version", "version", type=int, default=None,
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version folder number  [default: one above the highest in OUTPUT, or 1]")
 @click.option("--overwrite", is_flag=True,
               help="Replace OUTPUT/VERSION if it exists (atomically); without it an "

@@ -448,14 +448,15 @@ class SentencePieceTokenizer(_SubwordTokenizer):
         def sentences():
             for batch in text_batches(texts):
                 prepared = _with_leading_space(cls._prepare_texts(batch, lowercase, normalization))
-                for text in prepared.numpy():
-                    if not text.strip():
+                for encoded in prepared.numpy():
+                    text = encoded.decode("utf-8")
+                    if not text.strip():  # Unicode white space too, as WordPiece's check
                         continue
                     counts["texts"] += 1
-                    if len(text) > MAX_SENTENCE_BYTES:
+                    if len(encoded) > MAX_SENTENCE_BYTES:
                         counts["too_long"] += 1
                         continue
-                    yield text.decode("utf-8")
+                    yield text
 
         model = io.BytesIO()
         try:

@@ -121,12 +121,20 @@ for args in json.loads(sys.argv[1]):
 """
 
 
-def test_usage_errors_come_before_tensorflow_is_imported():
+def test_usage_errors_come_before_tensorflow_is_imported(tmp_path):
+    exported = tmp_path / "export"
+    exported.mkdir()
+    (exported / "saved_model.pb").write_bytes(b"")
     cases = {
         ("data", "inspect"): (2, "Error: name exactly one corpus with --aligned SOURCE TARGET, "
                                  "--tsv FILE or --jsonl FILE (got none)."),
         ("data", "inspect", "--jsonl", "x.jsonl", "--debug"):
             (2, "Error: --jsonl needs --fields SOURCE_FIELD TARGET_FIELD."),
+        ("data", "inspect", "--tsv", "x.tsv", "--target-vocab", "t.model"):
+            (2, "Error: --target-vocab needs --source-vocab FILE; for a shared vocabulary give "
+                "--source-vocab alone."),
+        ("data", "inspect", "--tsv", "x.tsv", "--source-vocab", "v.txt", "--type", "char",
+         "--normalization", "NFC"): (1, "Error: --normalization is not available for --type char."),
         ("vocab", "--aligned", "a", "b", "--tsv", "c", "--output", "v.model"):
             (2, "Error: name exactly one corpus with --aligned SOURCE TARGET, --tsv FILE or "
                 "--jsonl FILE (got --aligned, --tsv)."),
@@ -140,6 +148,11 @@ def test_usage_errors_come_before_tensorflow_is_imported():
         ("export", "--model", "m", "--output", "o", "--strategy", "greedy", "--beam-size", "3"):
             (2, "Error: --beam-size applies to --strategy beam, not greedy; drop it or choose "
                 "--strategy beam."),
+        ("export", "--model", "m", "--output", "o", "--version", "0"):
+            (2, "Error: Invalid value for '--version': 0 is not in the range x>=1."),
+        ("attention", "--model", str(exported), "--text", "x", "--out", "a.png"):
+            (1, f"Error: '{exported}' is an exported SavedModel, which keeps no attention "
+                "weights; plot with the trained model folder (with model.keras)."),
         ("average", "--run", "r", "--last", "0"):
             (2, "Error: Invalid value for '--last': 0 is not in the range x>=1."),
     }

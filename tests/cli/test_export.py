@@ -97,7 +97,7 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--model", "{missing}"], 1, "model folder '{missing}' not found; train one with"),
     (["--strategy", "sample"], 1,
      "strategy 'sample' cannot be exported: exports must be deterministic"),
-    (["--version", "0"], 1, "version must be a positive integer"),
+    (["--version", "0"], 2, "Invalid value for '--version': 0 is not in the range x>=1."),
     (["--max-length", "40"], 1, "max_length=40 exceeds what the model can decode"),
     (["--n-best", "3", "--beam-size", "2"], 1, "n_best=3 exceeds beam_size=2"),
     (["--strategy", "greedy", "--beam-size", "3"], 2, "--beam-size applies to --strategy beam"),
@@ -107,7 +107,8 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
      "--format tflite returns one output per input; drop --n-best"),
     (["--format", "tflite", "--strategy", "sample"], 1,
      "strategy 'sample' cannot be exported: exports must be deterministic"),
-    (["--format", "tflite", "--version", "0"], 1, "version must be a positive integer"),
+    (["--format", "tflite", "--version", "0"], 2,
+     "Invalid value for '--version': 0 is not in the range x>=1."),
     (["--io", "text"], 2, "--io applies to --format tflite"),
     (["--format", "tflite", "--io", "text"], 1,
      "the source tokenizer is a WordTokenizer: no TFLite kernel can run it, so there is no "

@@ -442,7 +442,7 @@ def test_sentencepiece_save_load_round_trip(shared, multi30k, tmp_path):
 
 
 @pytest.mark.parametrize("cls", [WordPieceTokenizer, SentencePieceTokenizer])
-@pytest.mark.parametrize("corpus", [[], [""], ["", " \t\n "]])
+@pytest.mark.parametrize("corpus", [[], [""], ["", " \t\n "], ["\u3000", "\xa0 \u2028"]])
 def test_build_on_empty_corpus_raises(cls, corpus):
     with pytest.raises(ValueError, match="empty corpus") as error:
         cls.build(corpus, vocabulary_size=100)
