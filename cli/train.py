@@ -1,5 +1,7 @@
 """``keras-attention train``: a config file in, a run directory out."""
 
+import os
+
 import click
 
 from cli.errors import user_errors
@@ -20,7 +22,10 @@ def train(config_path, overrides, output, tensorboard):
 
     Writes the run directory: config.yaml, vocab/, checkpoints/, logs/
     (TensorBoard) and model/, the trained model folder that translate,
-    evaluate and export read.
+    evaluate and export read. Nothing is written before the config, the data
+    and the schedule over its steps are checked. A resumed run ends as an
+    uninterrupted one; a folder whose run finished no epoch takes a new config.
+    Progress: a bar on a terminal, else a line every 30 s; a line per epoch.
 
     \b
     Examples:
@@ -34,7 +39,8 @@ def train(config_path, overrides, output, tensorboard):
         overrides = (*overrides, f"output.directory={output}")
     config = load_config(config_path, overrides)
     if tensorboard:
-        click.echo(f"watch it with: tensorboard --logdir {config.output.directory}/logs")
+        logs = os.path.join(os.path.normpath(config.output.directory), "logs")
+        click.echo(f"watch it with: tensorboard --logdir {logs}")
     result = run_training(config, print_fn=click.echo)
     best = ""
     if result.best:

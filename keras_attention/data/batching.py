@@ -3,6 +3,9 @@
 import dataclasses
 import logging
 import numbers
+import os
+import random
+import zlib
 
 import tensorflow as tf
 
@@ -333,8 +336,9 @@ class BatchingConfig:
 
     ``shuffle_buffer`` pairs are shuffled with ``seed`` before bucketing, in a
     new order each epoch (0 or 1: no shuffling). The same ``seed`` gives the
-    same epochs as long as TensorFlow's global seed is the same, or unset;
-    ``seed=None`` is not reproducible.
+    same epochs as long as TensorFlow's global seed is the same, or unset
+    (with ``make_training_dataset(..., epochs=...)``: whatever the global
+    seed); ``seed=None`` is not reproducible.
     ``cache_file``: ``""`` caches the token ids of the kept pairs (and their
     buckets) in memory; a path caches them in files there, which later runs
     reuse as they are: delete them when the data, tokenizers, limits or bucket
@@ -391,6 +395,12 @@ class BatchingConfig:
             raise ValueError(
                 f"cache_file must be a string ('' caches in memory), got {self.cache_file!r}."
             )
+        folder = os.path.dirname(os.path.abspath(self.cache_file))
+        if self.cache_file and not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"cache_file: folder '{folder}' not found; create it, or use '' to cache in "
+                "memory."
+            )
 
     @property
     def max_length(self):
@@ -405,7 +415,8 @@ class BatchingConfig:
         return self.bucket_boundaries
 
 
-def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, config):
+def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, config,
+                          epochs=None, initial_epoch=0):
     """Ready-to-fit batches ``({"encoder_tokens", "decoder_tokens"}, labels)``
     (int32, PAD = 0) from a finite dataset of ``(source_text, target_text)``
     scalar strings, batched as ``config`` (a ``BatchingConfig``) says.
@@ -417,16 +428,34 @@ def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, con
     Building the dataset tokenizes the pairs once (vectorized, no per-pair
     work) to count the pairs over the length limits, which it logs (a warning
     when there are any, as ``count_filtered`` counts them), and the batches
-    per epoch, which ``dataset.cardinality()`` then reports. The first epoch
-    tokenizes again and fills the cache; later epochs read the cache.
-    Iterate the dataset once per epoch (``model.fit(dataset, epochs=...)``);
-    each epoch is shuffled anew.
+    per epoch. The first epoch tokenizes again and fills the cache; later
+    epochs read the cache.
+
+    ``epochs=None``: the dataset is one epoch (``dataset.cardinality()`` is
+    its number of batches), shuffled anew each time it is iterated
+    (``model.fit(dataset, epochs=...)``); which order an iteration gets
+    depends on how often the dataset was iterated before in this process.
+    ``epochs`` an integer: the dataset holds epochs ``initial_epoch`` to
+    ``epochs - 1`` one after another (cardinality: that many epochs of
+    batches), epoch ``e`` shuffled with ``epoch_seed(config.seed, e)``, so its
+    batches depend on the seed and ``e`` alone: a run resumed at epoch ``e``
+    in a new process sees the same batches as one that never stopped. Give
+    ``model.fit`` the same ``epochs`` and ``initial_epoch`` and
+    ``steps_per_epoch=cardinality // (epochs - initial_epoch)``.
     """
     if not isinstance(config, BatchingConfig):
         raise TypeError(
             f"config must be a BatchingConfig, got {type(config).__name__}; "
             "build one with BatchingConfig(batch_tokens=...) or BatchingConfig(batch_size=...)."
         )
+    if epochs is not None:
+        _check_positive("epochs", epochs)
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not (
+            0 <= initial_epoch < epochs
+        ):
+            raise ValueError(
+                f"initial_epoch must be an integer in [0, epochs={epochs}), got {initial_epoch!r}."
+            )
     _check_finite(pairs_dataset)
     id_batches = pairs_dataset.apply(tokenize_batches(source_tokenizer, target_tokenizer))
     counts, bucket_counts = _statistics(id_batches, config)
@@ -455,14 +484,51 @@ def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, con
     steps = sum(-(-count // size) for count, size in zip(bucket_counts, sizes, strict=True))
     rows = id_batches.apply(limit).apply(bucket_rows(boundaries, config.max_length))
     rows = rows.cache(config.cache_file)
-    if config.shuffle_buffer > 1:
-        rows = rows.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
-    return (
-        rows.apply(batch)
-        .apply(teacher_forcing())
-        .apply(tf.data.experimental.assert_cardinality(steps))
-        .prefetch(tf.data.AUTOTUNE)
+
+    def batches(rows):
+        return rows.apply(batch).apply(teacher_forcing())
+
+    if epochs is None:
+        if config.shuffle_buffer > 1:
+            rows = rows.shuffle(config.shuffle_buffer, seed=config.seed,
+                                reshuffle_each_iteration=True)
+        dataset = batches(rows)
+    else:
+        base = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
+        seeds = [epoch_seed(base, epoch) for epoch in range(initial_epoch, epochs)]
+        dataset = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).flat_map(
+            lambda seed: batches(_shuffle(rows, config.shuffle_buffer, seed))
+        )
+        steps *= len(seeds)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(
+        tf.data.AUTOTUNE
     )
+
+
+def epoch_seed(seed, epoch):
+    """A seed in ``[0, 2**31 - 1)`` for ``epoch`` of a run seeded with
+    ``seed`` (integers): a function of the two alone, different for each
+    epoch."""
+    return zlib.crc32(f"{seed}/{epoch}".encode("ascii")) % (2**31 - 1)
+
+
+def _shuffle(rows, buffer_size, seed):
+    """``rows`` shuffled in the one order a scalar int64 ``seed`` tensor
+    gives (inside a ``tf.data`` function), whatever TensorFlow's global
+    seed; unchanged for ``buffer_size`` 0 or 1."""
+    if buffer_size <= 1:
+        return rows
+    # Dataset.shuffle pairs its seed with the graph-level seed and compares
+    # the pair with (0, 0) in Python, which a symbolic seed cannot answer when
+    # the global seed is 0 (keras.utils.set_random_seed(0)). Without a
+    # graph-level seed it takes a fixed one, so the order depends on ``seed``
+    # alone.
+    graph = tf.compat.v1.get_default_graph()
+    graph_seed, graph.seed = graph.seed, None
+    try:
+        return rows.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
+    finally:
+        graph.seed = graph_seed
 
 
 def _statistics(id_batches, config):

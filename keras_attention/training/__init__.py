@@ -5,6 +5,8 @@ import keras
 from keras_attention.training.callbacks import (
     BestCheckpoint,
     EpochCheckpoints,
+    EpochProgress,
+    EpochSeeds,
     EpochSummary,
     HistoryFile,
     ResumableEarlyStopping,
@@ -23,7 +25,8 @@ from keras_attention.training.schedules import (
     WarmupCosineSchedule,
     learning_rate_schedule,
 )
-from keras_attention.training.train import RunLayout, TrainResult, train
+from keras_attention.training.run_directory import RunLayout
+from keras_attention.training.train import TrainResult, train
 
 
 def sequence_loss():
@@ -34,6 +37,8 @@ def sequence_loss():
 __all__ = [
     "BestCheckpoint",
     "EpochCheckpoints",
+    "EpochProgress",
+    "EpochSeeds",
     "EpochSummary",
     "HistoryFile",
     "MaskedAccuracy",

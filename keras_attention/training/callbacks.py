@@ -1,10 +1,12 @@
-"""Callbacks of a training run: progress summary, validation decoding and
-scores, atomic weight checkpoints, a history that survives a restart, and a
-step/time budget."""
+"""Callbacks of a training run: progress within an epoch and a summary
+after it, validation decoding and scores, atomic weight checkpoints, a
+history that survives a restart, dropout seeds that do too, and a step/time
+budget."""
 
 import json
 import os
 import re
+import sys
 import time
 
 import keras
@@ -13,6 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_attention.atomic import write_atomically
+from keras_attention.data.batching import epoch_seed
 
 
 def current_learning_rate(optimizer):
@@ -76,6 +79,118 @@ class EpochSummary(keras.callbacks.Callback):
     def tokens_per_second(self):
         """Mean training speed over the epochs run so far (0 before any)."""
         return self.tokens / self.seconds if self.seconds else 0.0
+
+
+# Seconds between two progress lines when the output is not a terminal.
+PROGRESS_INTERVAL = 30.0
+# Seconds between two redraws of the progress bar on a terminal.
+BAR_REFRESH = 0.1
+BAR_WIDTH = 24
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Progress within each epoch: steps done of the epoch's steps, the
+    epoch's loss so far, tokens per second and the time left (ETA).
+
+    On a terminal (``in_place``) it is a bar redrawn on one line (at most
+    every ``refresh`` seconds) and erased at the end of the epoch, where
+    ``EpochSummary`` prints the epoch's line; elsewhere (a log file, a pipe)
+    a line every ``interval`` seconds, none when the epoch is shorter.
+    Tokens count ``tokens_per_epoch`` in proportion to the steps done.
+
+    Args:
+        tokens_per_epoch: non-PAD tokens in one epoch (``count_tokens``).
+        stream: where it writes (``sys.stdout`` when ``None``).
+        in_place: redraw a bar (a terminal) instead of writing lines.
+        interval: seconds between lines (not ``in_place``).
+        refresh: seconds between redraws (``in_place``).
+        clock: ``clock() -> seconds``.
+    """
+
+    def __init__(self, tokens_per_epoch, stream=None, in_place=False,
+                 interval=PROGRESS_INTERVAL, refresh=BAR_REFRESH, clock=time.monotonic):
+        super().__init__()
+        for name, value in (("interval", interval), ("refresh", refresh)):
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
+        self.tokens_per_epoch = int(tokens_per_epoch)
+        self.stream = stream
+        self.in_place = in_place
+        self.every = refresh if in_place else interval
+        self.clock = clock
+        self._epoch = 0
+        self._started = self._shown = None
+        self._width = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._started = self._shown = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        if now - self._shown < self.every:
+            return
+        self._shown = now
+        text = self.progress(batch + 1, (logs or {}).get("loss"), now - self._started)
+        if self.in_place:
+            self._write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self._write(text + "\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.in_place and self._width:
+            self._write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+    def progress(self, done, loss, seconds):
+        """The progress text after ``done`` steps and ``seconds`` of the epoch."""
+        params = self.params or {}
+        total, epochs = params.get("steps"), params.get("epochs", "?")
+        head = f"epoch {self._epoch + 1}/{epochs}"
+        if total:
+            filled = min(BAR_WIDTH, BAR_WIDTH * done // total)
+            bar = f" [{'=' * filled}{'.' * (BAR_WIDTH - filled)}]" if self.in_place else ":"
+            parts = [f"{head}{bar} step {done}/{total}"]
+        else:
+            parts = [f"{head}: step {done}"]
+        if loss is not None and _is_number(loss):
+            parts.append(f"loss {float(loss):.4g}")
+        if total and seconds > 0:
+            parts.append(f"{self.tokens_per_epoch * done / total / seconds:,.0f} tokens/s")
+            parts.append(f"ETA {_duration(seconds * (total - done) / done)}")
+        return " - ".join(parts)
+
+    def _write(self, text):
+        stream = self.stream if self.stream is not None else sys.stdout
+        stream.write(text)
+        stream.flush()
+
+
+def _duration(seconds):
+    """``m:ss`` or ``h:mm:ss``."""
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """At the start of each epoch sets the state of every
+    ``keras.random.SeedGenerator`` of the model (dropout masks) to one that
+    depends on its state when training began and the epoch alone
+    (``epoch_seed``), so an epoch draws the same masks whether the run
+    started at epoch 0 or was resumed at that epoch in a new process:
+    ``model.save_weights``, and so ``BackupAndRestore``, does not save these
+    states."""
+
+    def on_train_begin(self, logs=None):
+        self._states = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        self._initial = [ops.convert_to_numpy(v) for v in self._states]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for state, initial in zip(self._states, self._initial, strict=True):
+            seed = epoch_seed(int(initial[0]), epoch)
+            state.assign(np.array([seed, 0], dtype=initial.dtype))
 
 
 def _is_number(value):

@@ -148,12 +148,18 @@ class CorpusConfig:
         return memory_pairs(pairs, name=f"dates(size={self.size}, seed={self.seed})")
 
     @property
+    def paths(self):
+        """The files the corpus reads (none for ``dates``)."""
+        if self.format == "dates":
+            return ()
+        return (self.source, self.target) if self.format == "aligned" else (self.path,)
+
+    @property
     def files(self):
         """What the corpus reads: same ``files``, same pairs before ``split``."""
         if self.format == "dates":
             return ("dates", self.size, self.seed)
-        paths = (self.source, self.target) if self.format == "aligned" else (self.path,)
-        return (self.format, *(os.path.abspath(p) for p in paths))
+        return (self.format, *(os.path.abspath(p) for p in self.paths))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,6 +317,11 @@ class OptimizerConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         if isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}.")
+        if self.schedule == "noam" and self.warmup_steps == 0:
+            raise ValueError(
+                "warmup_steps must be at least 1 for the noam schedule, got 0; use schedule "
+                "cosine or constant for no warmup."
+            )
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}.")
@@ -458,6 +469,13 @@ class TrainConfig:
                 f"(max(batching.max_source_tokens, batching.max_target_tokens + 1)), got "
                 f"{max_length}; raise it or lower the batching limits."
             )
+        decoding_length = self.evaluation.decoding.max_length
+        if decoding_length is not None and decoding_length > max_length - 1:
+            raise ValueError(
+                f"evaluation.decoding.max_length={decoding_length} exceeds what the model can "
+                f"decode ({max_length - 1} = model.changes.max_sequence_length - 1); lower it or "
+                "raise max_sequence_length."
+            )
         if self.training.early_stopping_patience is not None and self.data.validation is None:
             raise ValueError(
                 "training.early_stopping_patience needs data.validation; add a validation "
@@ -475,6 +493,45 @@ class TrainConfig:
     def to_dict(self):
         """Plain dicts/lists/scalars (what ``save_config`` writes)."""
         return _plain(dataclasses.asdict(self))
+
+    def with_absolute_paths(self):
+        """This config with every file and folder path absolute and
+        normalized (``os.path.abspath``: from the current folder, no trailing
+        slash), so two spellings of one path compare equal."""
+        data = self.data
+        corpora = {name: _absolute(getattr(data, name), ("source", "target", "path"))
+                   for name in ("train", "validation", "test")}
+        return self.replace(
+            data=dataclasses.replace(data, **corpora),
+            vocabulary=_absolute(self.vocabulary, ("source_file", "target_file")),
+            batching=_absolute(self.batching, ("cache_file",)),
+            output=_absolute(self.output, ("directory",)),
+        )
+
+
+def _absolute(section, names):
+    """``section`` (a config dataclass or ``None``) with the paths in its
+    fields ``names`` absolute; unset (``None``, ``""``) ones stay unset."""
+    if section is None:
+        return None
+    paths = {name: os.path.abspath(getattr(section, name)) for name in names
+             if getattr(section, name)}
+    return dataclasses.replace(section, **paths)
+
+
+def first_difference(old, new, prefix=""):
+    """The first key (in sorted order, nested keys joined with dots) whose
+    value differs between the dicts ``old`` and ``new``, as ``"key: old
+    there, new now"``; ``None`` when they are equal."""
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} there, {b!r} now"
+    return None
 
 
 def _plain(value):

@@ -2,8 +2,9 @@
 
 The run directory (``config.output.directory``)::
 
-    config.yaml                    the full resolved TrainConfig (written first)
+    config.yaml                    the full resolved TrainConfig (paths absolute)
     vocab/source.*, vocab/target.* tokenizers; built once, reused on resume
+    vocab/provenance.json          what they were built from (``provenance``)
     checkpoints/epoch-0001.weights.h5 ...  weights after each epoch (newest
                                    ``output.keep_checkpoints`` kept)
     checkpoints/best.weights.h5    best by the validation score (+ .json: value, epoch)
@@ -16,22 +17,28 @@ The run directory (``config.output.directory``)::
 the end of a step; the layout is the same (the stopped epoch is validated and
 checkpointed, ``model/`` written) and ``TrainResult.stop_reason`` says why.
 
+Nothing is written before the whole run is checked: config, data,
+vocabulary, batches per epoch and the learning-rate schedule over them.
+
 Running ``train`` again with the same config on a run that was killed resumes
-it from the last finished epoch (``BackupAndRestore``), so it ends with the
-same number of epochs and optimizer steps as an uninterrupted run.
+it from the last finished epoch (``BackupAndRestore``) and ends with the same
+weights as an uninterrupted run: epoch ``e``'s batch order and dropout masks
+depend on the seeds and ``e`` alone (``make_training_dataset(...,
+epochs=...)``, ``EpochSeeds``). A folder whose run never finished an epoch
+takes any config; ``run_directory`` says what else is refused.
 """
 
 import dataclasses
 import itertools
 import json
 import os
-import shutil
 import sys
 import time
 
 import keras
 import tensorflow as tf
 
+from keras_attention.atomic import atomic_directory
 from keras_attention.data.batching import make_training_dataset
 from keras_attention.data.tokenizer_files import (
     TOKENIZER_TYPES,
@@ -44,15 +51,17 @@ from keras_attention.evaluation.metrics import ROUGE_TYPES, bleu, rouge
 from keras_attention.models.saving import TrainedModel, save_trained_model
 from keras_attention.models.transformer import Transformer
 from keras_attention.training.callbacks import (
+    PROGRESS_INTERVAL,
     BestCheckpoint,
     EpochCheckpoints,
+    EpochProgress,
+    EpochSeeds,
     EpochSummary,
     HistoryFile,
     ResumableEarlyStopping,
     TrainingBudget,
     ValidationScores,
 )
-from keras_attention.training.config import load_config, save_config
 from keras_attention.training.distribution import (
     make_strategy,
     prepare_for_fit,
@@ -60,49 +69,14 @@ from keras_attention.training.distribution import (
 )
 from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
+from keras_attention.training.provenance import vocabulary_provenance, write_provenance
+from keras_attention.training.run_directory import (
+    RunLayout,
+    check_vocabulary,
+    inspect_run,
+    start_run,
+)
 from keras_attention.training.schedules import learning_rate_schedule
-
-
-@dataclasses.dataclass(frozen=True)
-class RunLayout:
-    """The paths of a run directory (see the module docstring)."""
-
-    directory: str
-
-    def path(self, *parts):
-        return os.path.join(self.directory, *parts)
-
-    @property
-    def config(self):
-        return self.path("config.yaml")
-
-    @property
-    def vocab(self):
-        return self.path("vocab")
-
-    @property
-    def checkpoints(self):
-        return self.path("checkpoints")
-
-    @property
-    def best(self):
-        return self.path("checkpoints", "best.weights.h5")
-
-    @property
-    def backup(self):
-        return self.path("backup")
-
-    @property
-    def logs(self):
-        return self.path("logs")
-
-    @property
-    def history(self):
-        return self.path("logs", "history.json")
-
-    @property
-    def model(self):
-        return self.path("model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,52 +114,43 @@ class TrainResult:
     train_seconds: float = 0.0
 
 
-def train(config, verbose="auto", print_fn=print):
+def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INTERVAL):
     """Train as ``config`` (a ``TrainConfig``) says; returns a ``TrainResult``.
 
-    ``verbose``: Keras progress output (``"auto"``: a bar on a terminal, one
-    line per epoch otherwise); ``print_fn`` gets the one-line summaries.
+    ``print_fn`` gets the one-line messages: what is trained, ``resuming at
+    epoch N of M``, one summary per epoch. ``verbose``: progress within an
+    epoch on stdout (``EpochProgress``; Keras' own is off): ``"auto"`` a bar
+    on a terminal and a line every ``progress_interval`` seconds otherwise,
+    1 the bar, 2 the lines, 0 none.
     """
+    config = config.with_absolute_paths()
     strategy = make_strategy(config.training.distribution)
-    layout = RunLayout(
-        worker_directory(os.path.abspath(config.output.directory), strategy)
-    )
-    _start_run_directory(layout, config)
+    layout = RunLayout(worker_directory(config.output.directory, strategy))
+    start = inspect_run(layout, config)
+    epochs = config.training.epochs
     keras.utils.set_random_seed(config.training.seed)
 
     train_corpus = config.data.train.pairs()
     stats = train_corpus.scan()  # clean one-line reading errors before TensorFlow
-    source_tokenizer, target_tokenizer = _tokenizers(layout, config, train_corpus)
+    source_tokenizer, target_tokenizer, provenance = _tokenizers(
+        layout, config, start, train_corpus, print_fn)
     print_fn(
         f"training pairs: {stats.pairs} ({train_corpus.name}); vocabularies: "
         f"{source_tokenizer.vocabulary_size} source, {target_tokenizer.vocabulary_size} "
         "target tokens"
     )
+    # A killed run that finished its last epoch resumes with nothing to train.
+    first_epoch = min(start.initial_epoch, epochs - 1)
     with train_corpus.clean_errors():
         dataset = make_training_dataset(
-            train_corpus.dataset(), source_tokenizer, target_tokenizer, config.batching
+            train_corpus.dataset(), source_tokenizer, target_tokenizer, config.batching,
+            epochs=epochs, initial_epoch=first_epoch,
         )
-        steps_per_epoch = int(dataset.cardinality())
-        tokens_per_epoch = count_tokens(dataset)
+        steps_per_epoch = int(dataset.cardinality()) // (epochs - first_epoch)
+        tokens_per_epoch = count_tokens(dataset.take(steps_per_epoch))
+    validation_data, validation_pairs = _validation(config, source_tokenizer, target_tokenizer)
 
-    validation_data = validation_pairs = None
-    if config.data.validation is not None:
-        validation_corpus = config.data.validation.pairs()
-        validation_corpus.scan()
-        validation_pairs = list(
-            itertools.islice(validation_corpus, config.evaluation.max_sentences)
-        )
-        with validation_corpus.clean_errors():
-            validation_data = make_training_dataset(
-                validation_corpus.dataset(), source_tokenizer, target_tokenizer,
-                dataclasses.replace(config.batching, shuffle_buffer=0),
-            )
-
-    total_steps = steps_per_epoch * config.training.epochs
-    if config.training.max_steps is not None:
-        # The schedules count batches; max_steps counts optimizer updates.
-        total_steps = min(total_steps, config.training.max_steps
-                          * (config.optimizer.gradient_accumulation_steps or 1))
+    total_steps = training_steps(config, steps_per_epoch)
     with strategy.scope():
         model = build_model(config, source_tokenizer, target_tokenizer)
         model.compile(
@@ -195,6 +160,14 @@ def train(config, verbose="auto", print_fn=print):
             jit_compile=config.training.jit_compile,
         )
         prepare_for_fit(model, strategy)
+
+    # Everything is checked: now the run directory is written.
+    if start.replaced:
+        print_fn(f"output directory '{layout.directory}' held an attempt with another config "
+                 f"that finished no epoch ({start.replaced}); starting over")
+    start_run(layout, config, start)
+    if provenance is not None:
+        _save_tokenizers(layout, source_tokenizer, target_tokenizer, provenance)
     print_fn(
         f"model: preset '{config.model.preset}', {model.count_params():,} parameters, "
         f"{config.training.precision}; {steps_per_epoch} steps per epoch"
@@ -207,7 +180,7 @@ def train(config, verbose="auto", print_fn=print):
         None if config.training.time_limit_minutes is None
         else 60.0 * config.training.time_limit_minutes,
     )
-    callbacks = [budget]  # first: the callbacks after it see a stop at the epoch's end
+    callbacks = [budget, EpochSeeds()]  # budget first: the callbacks after it see a stop
     best = None
     if validation_pairs:
         sources, references = zip(*validation_pairs)
@@ -224,6 +197,9 @@ def train(config, verbose="auto", print_fn=print):
             attention_images=config.evaluation.attention_images,
         ))
         best = BestCheckpoint(layout.best, config.monitor, mode="max")
+    progress = _progress(tokens_per_epoch, verbose, progress_interval)
+    if progress is not None:
+        callbacks.append(progress)  # after validation: the bar stays up while it decodes
     callbacks += [summary, EpochCheckpoints(layout.checkpoints, config.output.keep_checkpoints)]
     if best is not None:
         callbacks.append(best)
@@ -239,12 +215,17 @@ def train(config, verbose="auto", print_fn=print):
     # Last, so the saved state includes everything the epoch's callbacks did.
     callbacks.append(keras.callbacks.BackupAndRestore(layout.backup))
 
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+    if start.initial_epoch >= epochs:
+        print_fn(f"all {epochs} epochs had finished; writing the model")
+    elif start.initial_epoch:
+        print_fn(f"resuming at epoch {start.initial_epoch + 1} of {epochs}")
     started = time.perf_counter()
     with train_corpus.clean_errors():
-        model.fit(dataset, epochs=config.training.epochs, validation_data=validation_data,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        # BackupAndRestore starts fit at start.initial_epoch too, from the
+        # same backup/training_metadata.json.
+        model.fit(dataset, epochs=epochs, initial_epoch=start.initial_epoch,
+                  steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+                  callbacks=callbacks, verbose=0, shuffle=False)
     train_seconds = time.perf_counter() - started
     stop_reason = budget.stop_reason
     if stop_reason is None and early_stopping is not None and early_stopping.stopped_epoch:
@@ -284,45 +265,6 @@ def train(config, verbose="auto", print_fn=print):
     )
 
 
-def _start_run_directory(layout, config):
-    """Create the run directory and write ``config.yaml``; refuse a folder
-    that holds another run, and clear what a run killed before its first
-    finished epoch left."""
-    if os.path.exists(layout.config):
-        previous = load_config(layout.config).to_dict()
-        difference = _first_difference(previous, config.to_dict())
-        if difference:
-            raise ValueError(
-                f"output directory '{layout.directory}' holds a run with another config "
-                f"({difference}); use another output.directory (--output) or delete it."
-            )
-    if os.path.exists(layout.model) and not os.path.exists(layout.backup):
-        raise FileExistsError(
-            f"output directory '{layout.directory}' holds a finished run (model/); use "
-            "another output.directory (--output) or delete it."
-        )
-    if not os.path.exists(os.path.join(layout.backup, "training_metadata.json")):
-        # Nothing to resume: epoch files and history of an unfinished first try go.
-        shutil.rmtree(layout.checkpoints, ignore_errors=True)
-        if os.path.exists(layout.history):
-            os.remove(layout.history)
-    os.makedirs(layout.checkpoints, exist_ok=True)
-    os.makedirs(layout.logs, exist_ok=True)
-    save_config(config, layout.config)
-
-
-def _first_difference(old, new, prefix=""):
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} there, {b!r} now"
-    return None
-
-
 def count_tokens(dataset):
     """Real (non-PAD) positions of ``encoder_tokens`` plus labels over one
     epoch of a ``make_training_dataset`` dataset."""
@@ -333,16 +275,44 @@ def count_tokens(dataset):
     return int(dataset.map(count).reduce(tf.constant(0, tf.int64), lambda a, b: a + b))
 
 
-def _tokenizers(layout, config, corpus):
-    """The run's tokenizers: from ``vocab/`` when a previous start saved them,
-    else read (prebuilt files) or built from the training corpus, then saved."""
-    if os.path.exists(os.path.join(layout.vocab, "target.json")):
-        return load_tokenizer(layout.vocab, "source"), load_tokenizer(layout.vocab, "target")
-    source, target = build_tokenizers(config.vocabulary, corpus)
-    os.makedirs(layout.vocab, exist_ok=True)
-    save_tokenizer(source, layout.vocab, "source")
-    save_tokenizer(target, layout.vocab, "target")
-    return source, target
+def _tokenizers(layout, config, start, corpus, print_fn):
+    """``(source, target, provenance)``: the tokenizers in ``vocab/`` when
+    they fit the data (``check_vocabulary``; ``provenance`` is then
+    ``None``), else built in memory from ``corpus`` with the provenance to
+    save next to them."""
+    reuse, note = check_vocabulary(layout, config, start)
+    if note:
+        print_fn(note)
+    if reuse:
+        return load_tokenizer(layout.vocab, "source"), load_tokenizer(layout.vocab, "target"), None
+    provenance = vocabulary_provenance(config)  # the files as they are before reading them
+    return (*build_tokenizers(config.vocabulary, corpus), provenance)
+
+
+def _validation(config, source_tokenizer, target_tokenizer):
+    """``(validation_data, validation_pairs)``: batches for Keras' validation
+    loss and the first ``evaluation.max_sentences`` pairs to decode; both
+    ``None`` without ``data.validation``."""
+    if config.data.validation is None:
+        return None, None
+    corpus = config.data.validation.pairs()
+    corpus.scan()
+    pairs = list(itertools.islice(corpus, config.evaluation.max_sentences))
+    with corpus.clean_errors():
+        data = make_training_dataset(
+            corpus.dataset(), source_tokenizer, target_tokenizer,
+            dataclasses.replace(config.batching, shuffle_buffer=0),
+        )
+    return data, pairs
+
+
+def _save_tokenizers(layout, source, target, provenance):
+    """``vocab/``: both tokenizers and what they were built from, replacing
+    what was there in one step."""
+    with atomic_directory(layout.vocab) as directory:
+        save_tokenizer(source, directory, "source")
+        save_tokenizer(target, directory, "target")
+        write_provenance(directory, provenance)
 
 
 def build_tokenizers(vocabulary, corpus):
@@ -374,6 +344,30 @@ def build_tokenizers(vocabulary, corpus):
     return cls.build(texts(0), **options), cls.build(texts(1), **options)
 
 
+def training_steps(config, steps_per_epoch):
+    """The batches the run trains (what the learning-rate schedule counts):
+    ``training.epochs`` epochs, or fewer with ``training.max_steps``. Raises
+    ``ValueError`` when the cosine schedule's warmup would not end before
+    them."""
+    total = steps_per_epoch * config.training.epochs
+    bound = f"{config.training.epochs} epoch(s) of {steps_per_epoch} steps"
+    if config.training.max_steps is not None:
+        # The schedules count batches; max_steps counts optimizer updates.
+        accumulation = config.optimizer.gradient_accumulation_steps or 1
+        if config.training.max_steps * accumulation < total:
+            total = config.training.max_steps * accumulation
+            bound = f"training.max_steps={config.training.max_steps}"
+            if accumulation > 1:
+                bound += f" updates of {accumulation} batches"
+    warmup = config.optimizer.warmup_steps
+    if config.optimizer.schedule == "cosine" and warmup >= total:
+        raise ValueError(
+            f"optimizer.warmup_steps={warmup} is not below the {total} steps this run trains "
+            f"({bound}); lower optimizer.warmup_steps or train for more steps."
+        )
+    return total
+
+
 def build_model(config, source_tokenizer, target_tokenizer):
     """The ``Transformer`` of ``config.model`` for these tokenizers, in
     ``config.training.precision`` (passed to the model, so the global Keras
@@ -401,6 +395,14 @@ def make_optimizer(config, total_steps):
     if config.training.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def _progress(tokens_per_epoch, verbose, interval):
+    """The ``EpochProgress`` callback ``verbose`` asks for (see ``train``), or ``None``."""
+    if verbose == 0:
+        return None
+    in_place = sys.stdout.isatty() if verbose == "auto" else verbose == 1
+    return EpochProgress(tokens_per_epoch, in_place=in_place, interval=interval)
 
 
 def task_scorer(task):

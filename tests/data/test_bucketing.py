@@ -354,6 +354,33 @@ def test_seeded_shuffling_is_reproducible_and_reshuffles_each_epoch():
     assert _epochs(seed=4) != first
 
 
+def test_epochs_of_one_dataset_depend_on_the_seed_and_the_epoch_alone():
+    def epochs(initial_epoch, global_seed):
+        tf.random.set_seed(global_seed)  # another process may have another one
+        dataset = make_training_dataset(
+            _dataset(CORPUS[:60]), WORD_TOKENIZER, WORD_TOKENIZER,
+            BatchingConfig(batch_size=8, max_source_tokens=60, max_target_tokens=60,
+                           shuffle_buffer=60, seed=3),
+            epochs=3, initial_epoch=initial_epoch)
+        steps = int(dataset.cardinality()) // (3 - initial_epoch)
+        batches = _batches(dataset)
+        assert len(batches) == steps * (3 - initial_epoch)
+        return [_pairs_in(batches[i : i + steps]) for i in range(0, len(batches), steps)]
+
+    whole = epochs(0, global_seed=0)
+    assert len(whole) == 3 and whole[0] != whole[1] != whole[2]
+    assert collections.Counter(whole[0]) == collections.Counter(whole[2])
+    # What a run resumed at epoch 2 (index 1) in a new process iterates.
+    assert epochs(1, global_seed=7) == whole[1:]
+
+
+def test_epochs_must_follow_initial_epoch():
+    with pytest.raises(ValueError, match=r"^initial_epoch must be an integer in \[0, "
+                       r"epochs=2\), got 2\.$"):
+        make_training_dataset(_dataset(TINY), SOURCE, TARGET, BatchingConfig(batch_size=2),
+                              epochs=2, initial_epoch=2)
+
+
 class _CountingTokenizer(tf.Module):
     """Counts the texts it tokenizes."""
 
@@ -374,6 +401,11 @@ def test_later_epochs_read_the_cache_instead_of_tokenizing():
     for _ in range(3):
         assert len(_pairs_in(_batches(dataset))) == len(TINY)
     assert source.texts.numpy() == 2 * len(TINY)  # and tokenized once more, in epoch 1
+    source = _CountingTokenizer(SOURCE)
+    dataset = make_training_dataset(_dataset(TINY), source, TARGET, BatchingConfig(batch_size=2),
+                                    epochs=3)  # three epochs in one pass
+    assert len(_pairs_in(_batches(dataset))) == 3 * len(TINY)
+    assert source.texts.numpy() == 2 * len(TINY)
 
 
 # Padding efficiency -----------------------------------------------------------

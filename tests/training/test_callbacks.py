@@ -1,5 +1,6 @@
-"""Checkpoint, history and validation callbacks, driven directly."""
+"""Checkpoint, history, progress and validation callbacks, driven directly."""
 
+import io
 import json
 import os
 
@@ -10,6 +11,7 @@ import pytest
 from keras_attention.training import (
     BestCheckpoint,
     EpochCheckpoints,
+    EpochProgress,
     HistoryFile,
     ResumableEarlyStopping,
     ValidationScores,
@@ -138,3 +140,60 @@ def test_validation_scores_every_n_epochs_and_last(tmp_path):
 def test_examples_markdown_escapes_pipes():
     assert examples_markdown(["a|b"], ["c"], ["d\ne"]) == (
         "| source | reference | hypothesis |\n|---|---|---|\n| a\\|b | c | d e |")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_epochs(callback, clock, step_seconds, steps, epochs=1):
+    """Drive ``callback`` through ``epochs`` epochs of ``steps`` steps of
+    ``step_seconds`` each; the loss falls by 0.01 a step."""
+    callback.set_params({"epochs": epochs, "steps": steps})
+    for epoch in range(epochs):
+        callback.on_epoch_begin(epoch)
+        for batch in range(steps):
+            clock.now += step_seconds
+            callback.on_train_batch_end(batch, {"loss": 2.0 - 0.01 * batch})
+        callback.on_epoch_end(epoch, {})
+
+
+def test_progress_is_a_line_every_interval_when_not_on_a_terminal():
+    clock, stream = FakeClock(), io.StringIO()
+    callback = EpochProgress(100_000, stream=stream, interval=30.0, clock=clock)
+    run_epochs(callback, clock, step_seconds=7.0, steps=10, epochs=2)
+    # 35 s after the epoch began, then 35 s later (30 s had not passed at 63 s).
+    assert stream.getvalue().splitlines() == [
+        "epoch 1/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 0:35",
+        "epoch 1/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0:00",
+        "epoch 2/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 0:35",
+        "epoch 2/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0:00",
+    ]
+
+
+def test_no_progress_line_before_the_interval_has_passed():
+    clock, stream = FakeClock(), io.StringIO()
+    callback = EpochProgress(100_000, stream=stream, interval=30.0, clock=clock)
+    run_epochs(callback, clock, step_seconds=2.9, steps=10, epochs=3)  # 29 s epochs
+    assert stream.getvalue() == ""
+
+
+def test_progress_on_a_terminal_is_a_bar_redrawn_in_place_and_erased():
+    clock, stream = FakeClock(), io.StringIO()
+    callback = EpochProgress(3_600, stream=stream, in_place=True, refresh=0.5, clock=clock)
+    run_epochs(callback, clock, step_seconds=0.3, steps=4, epochs=1)
+    first = "epoch 1/1 [============............] step 2/4 - loss 1.99 - 3,000 tokens/s - ETA 0:01"
+    last = "epoch 1/1 [========================] step 4/4 - loss 1.97 - 3,000 tokens/s - ETA 0:00"
+    assert stream.getvalue() == f"\r{first}\r{last}\r{' ' * len(last)}\r"
+
+
+def test_progress_of_long_epochs_shows_hours():
+    callback = EpochProgress(10_000_000)
+    callback.set_params({"epochs": 20, "steps": 10_000})
+    callback.on_epoch_begin(2)
+    assert callback.progress(100, 3.14159, 60.0) == (
+        "epoch 3/20: step 100/10000 - loss 3.142 - 1,667 tokens/s - ETA 1:39:00")

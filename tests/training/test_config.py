@@ -185,6 +185,15 @@ def test_python_construction_validates():
     (DATES, ("task.name=x",), "task must be a string, got a mapping."),
     (DATES, ("training.epochs",), "--set 'training.epochs': expected KEY=VALUE, "
      "e.g. training.epochs=3."),
+    # Both failed only once TensorFlow ran: the first at the optimizer, the
+    # second at the first validation, after an epoch of training.
+    (DATES, ("optimizer.warmup_steps=0",),
+     "optimizer.warmup_steps must be at least 1 for the noam schedule, got 0; use schedule "
+     "cosine or constant for no warmup."),
+    (DATES, ("model.preset=tiny", "batching.max_source_tokens=60", "batching.max_target_tokens=12",
+             "evaluation.decoding.max_length=64"),
+     "evaluation.decoding.max_length=64 exceeds what the model can decode (63 = "
+     "model.changes.max_sequence_length - 1); lower it or raise max_sequence_length."),
 ])
 def test_errors_are_one_line_and_name_the_key(tmp_path, data, overrides, message):
     path = write(tmp_path, json.dumps(data))
@@ -209,6 +218,29 @@ def test_missing_files_name_the_key(tmp_path):
                        r"not found; build one with 'keras-attention vocab'.$"):
         load_config(write(tmp_path, json.dumps(DATES)), [
             f"vocabulary.source_file={tmp_path}/x.model", "vocabulary.shared=true"])
+    # A cache in a missing folder failed inside tf.data with a traceback.
+    with pytest.raises(FileNotFoundError) as error:
+        load_config(write(tmp_path, json.dumps(DATES)), [
+            f"batching.cache_file={tmp_path}/absent/cache"])
+    assert str(error.value) == (f"batching.cache_file: folder '{tmp_path}/absent' not found; "
+                                "create it, or use '' to cache in memory.")
+
+
+def test_absolute_paths_make_spellings_of_one_path_equal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.tsv").write_text("a\tb\n")
+
+    def config(train, output):
+        return config_from_dict({"data": {"train": {"format": "tsv", "path": train}},
+                                 "output": {"directory": output}}).with_absolute_paths()
+
+    relative = config("data/train.tsv", "runs/x/")
+    assert relative == config(str(tmp_path / "data" / ".." / "data" / "train.tsv"),
+                              str(tmp_path / "runs" / "x"))
+    assert relative.data.train.path == str(tmp_path / "data" / "train.tsv")
+    assert relative.output.directory == str(tmp_path / "runs" / "x")
+    assert relative.batching.cache_file == "" and relative.data.validation is None
 
 
 def test_invalid_yaml_and_non_mapping(tmp_path):

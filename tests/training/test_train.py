@@ -1,5 +1,7 @@
 """train(config): the run directory, the model folder, precision, reruns."""
 
+import contextlib
+import io
 import json
 import os
 
@@ -23,9 +25,10 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     keras.utils.set_random_seed(0)
     config = load_config(write_config(tmp / "run.yaml", tmp / "out"))
-    lines = []
-    result = train(config, verbose=0, print_fn=lines.append)
-    return config, result, lines
+    lines, stdout = [], io.StringIO()  # stdout: not a terminal, as in a log file
+    with contextlib.redirect_stdout(stdout):
+        result = train(config, print_fn=lines.append, progress_interval=3600.0)
+    return config, result, lines, stdout.getvalue()
 
 
 def event_tags(directory):
@@ -37,12 +40,12 @@ def event_tags(directory):
 
 
 def test_run_directory_layout(run):
-    config, result, _ = run
+    config, result, _, _ = run
     out = result.output_directory
     assert out == os.path.abspath(config.output.directory)
     assert load_config(os.path.join(out, "config.yaml")) == config
     assert sorted(os.listdir(os.path.join(out, "vocab"))) == [
-        "source.json", "source.vocab", "target.json", "target.vocab"]
+        "provenance.json", "source.json", "source.vocab", "target.json", "target.vocab"]
     assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == [
         "best.weights.h5", "best.weights.h5.json", "epoch-0001.weights.h5",
         "epoch-0002.weights.h5"]
@@ -55,7 +58,7 @@ def test_run_directory_layout(run):
 
 
 def test_result_history_and_steps(run):
-    _, result, lines = run
+    _, result, lines, stdout = run
     assert result.epochs == 2
     assert result.steps == 2 * result.steps_per_epoch == 2 * 3  # 192 pairs / 64
     assert len(result.history["loss"]) == 2 and len(result.history["val_bleu"]) == 2
@@ -67,12 +70,15 @@ def test_result_history_and_steps(run):
     assert result.history["val_bleu"][best["epoch"] - 1] == best["value"]
     summaries = [line for line in lines if line.startswith("epoch ")]
     assert len(summaries) == 2 and summaries[1].startswith("epoch 2/2: ")
+    # One summary per epoch: Keras' own progress lines are off (and no
+    # progress line is due before progress_interval).
+    assert stdout == ""
     assert "val_bleu" in summaries[0] and summaries[0].endswith(" s)")
     assert " tokens/s (" in summaries[0]
 
 
 def test_model_folder_holds_the_best_weights_and_decodes(run, tmp_path):
-    _, result, _ = run
+    _, result, _, _ = run
     trained = load_trained_model(result.model_directory)
     assert trained.task == "translation"
     assert trained.metadata["training"]["steps"] == result.steps
@@ -88,7 +94,7 @@ def test_model_folder_holds_the_best_weights_and_decodes(run, tmp_path):
 
 
 def test_rerun_of_a_finished_run_or_another_config_is_refused(run):
-    config, _, _ = run
+    config, _, _, _ = run
     with pytest.raises(FileExistsError) as error:
         train(config, verbose=0, print_fn=quiet)
     out = os.path.abspath(config.output.directory)
