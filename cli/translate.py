@@ -249,11 +249,8 @@ def generation_command(name, task, summary, example):
     def command(model_path, input_path, output_file, input_field, batch_size, truncate, xla,
                 decoding):
         from_stdin = input_path == "-"
-        if from_stdin:
-            lines = click.get_text_stream("stdin", encoding="utf-8").read().splitlines()
-        else:
-            lines = read_text_file(input_path, "--input")
-        lines = read_inputs(lines, "stdin" if from_stdin else input_path, input_field)
+        lines = read_inputs(read_text_file(input_path, "--input"),
+                            "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
         results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],

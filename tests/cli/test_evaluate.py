@@ -7,6 +7,7 @@ import pytest
 import sacrebleu
 from click.testing import CliRunner
 
+from text_files import INNER_BREAKS
 from cli.main import main
 from keras_attention.data import date_pairs
 from keras_attention.decoding.text import TextGenerator
@@ -122,6 +123,30 @@ def one_line_error(result):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     return lines[0]
+
+
+def test_lines_end_at_newline_only(tmp_path):
+    # Characters str.splitlines() breaks at stay inside their line.
+    texts = [f"a{mark}b" for mark in INNER_BREAKS]
+    hypotheses, references = tmp_path / "hyp.txt", tmp_path / "ref.txt.gz"
+    hypotheses.write_text("\n".join(texts) + "\n", encoding="utf-8", newline="")
+    references.write_bytes(gzip.compress(("\r\n".join(texts) + "\r\n").encode("utf-8")))
+    result = invoke("evaluate", "--hypotheses", str(hypotheses), "--references",
+                    str(references), "--metric", "exact", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["lines"] == len(texts) and report["metrics"][0]["score"] == 100.0
+
+
+@pytest.mark.parametrize("option", ["--hypotheses", "--references", "--source"])
+def test_unreadable_files_name_the_file_and_line(option, files, bad_files, tmp_path):
+    for path, message in bad_files.values():
+        given = {"--hypotheses": files[0], "--references": files[1], option: path}
+        if option == "--source":
+            given["--model"] = str(tmp_path)
+            del given["--hypotheses"]
+        result = invoke("evaluate", *[word for pair in given.items() for word in pair])
+        assert one_line_error(result) == f"Error: {message}"
 
 
 def test_missing_file(files, tmp_path):

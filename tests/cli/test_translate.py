@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import translate as translate_module
+from text_files import INNER_BREAKS
 from cli.main import main
 from keras_attention.data import date_pairs
 from keras_attention.decoding.generate import DecodingConfig
@@ -40,6 +41,44 @@ def test_stdin_to_stdout_equals_the_library(trained_date_model):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS)
     assert result.stderr == ""  # no progress bar for stdin
+
+
+def test_lines_end_at_newline_only(trained_date_model, tmp_path):
+    # Each input holds a character str.splitlines() breaks at: still one input per line.
+    trained, folder = trained_date_model
+    texts = [source.replace(" ", mark, 1)
+             for (source, _), mark in zip(date_pairs(len(INNER_BREAKS), seed=78), INNER_BREAKS)]
+    expected = TextGenerator(trained).best(texts)
+    result = invoke("translate", "--model", folder, input="\r\n".join(texts) + "\r\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\n") == expected + [""]
+    source = tmp_path / "in.txt.gz"
+    source.write_bytes(gzip.compress("\n".join(texts).encode("utf-8")))
+    result = invoke("summarize", "--model", folder, "--input", str(source))
+    assert result.stdout.split("\n") == expected + [""]
+
+
+@pytest.mark.parametrize("command", ["translate", "summarize"])
+def test_unreadable_input_names_the_file_and_line(command, bad_files, tmp_path):
+    for path, message in bad_files.values():
+        result = invoke(command, "--model", str(tmp_path), "--input", path)
+        assert result.exit_code == 1
+        assert result.output == f"Error: {message}\n"
+    result = invoke(command, "--model", str(tmp_path), input=b"may first\ncaf\xe9\n")
+    assert result.output == (
+        "Error: stdin:2: invalid UTF-8 byte 0xe9 at offset 3 of the line (offset 13 in the "
+        "input); re-encode the input as UTF-8, e.g. with 'iconv -f latin1 -t utf-8'.\n")
+
+
+def test_empty_stdin_is_an_error_like_an_empty_file(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke("translate", "--model", str(tmp_path), "--input", str(empty))
+    assert result.exit_code == 1
+    assert result.output == f"Error: --input file '{empty}' is empty; give one line per sentence.\n"
+    result = invoke("translate", "--model", str(tmp_path), input="")
+    assert result.exit_code == 1
+    assert result.output == "Error: --input stdin is empty; give one line per sentence.\n"
 
 
 def test_input_field_reads_json_lines(trained_date_model):
