@@ -15,6 +15,8 @@ import click
 
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
+from cli.outputs import check_output_path, output_lines
+from keras_attention.progress import ProgressLog
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
 # checks them against keras_attention.decoding.generate.DecodingConfig().
@@ -40,9 +42,12 @@ _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
                        "model folder (its recipe's evaluation.decoding, listed in its "
                        "keras_attention.json), else the defaults shown.")
+PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
-_PROGRESS_LABELS = {"translation": "translating", "summarization": "summarizing"}
+# Progress on stderr: what is being done, and what is counted.
+_PROGRESS = {"translation": ("translating", "sentences"),
+             "summarization": ("summarizing", "texts")}
 
 _DECODING_OPTIONS = (
     ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
@@ -194,28 +199,43 @@ class Decoder:
             )
         self._translator = SavedModelTranslator(model_path)
 
-    def __call__(self, lines, batch_size=64, on_batch=None):
-        """A list of n-best lists of ``(text, score)``; SavedModel outputs
-        have no score (NaN)."""
+    def stream(self, lines, batch_size=64, on_batch=None):
+        """The n-best lists of ``(text, score)`` of ``lines`` in input order,
+        as they are decoded: lists that follow on from each other (see
+        ``TextGenerator.stream``); SavedModel outputs have no score (NaN)."""
         if self._generator is not None:
-            return [[(h.text, h.score) for h in hypotheses]
-                    for hypotheses in self._generator.generate(lines, batch_size, on_batch)]
-        outputs = []
+            for ready in self._generator.stream(lines, batch_size, on_batch):
+                yield [[(h.text, h.score) for h in hypotheses] for hypotheses in ready]
+            return
         for start in range(0, len(lines), batch_size):
             chunk = lines[start : start + batch_size]
-            outputs.extend([(text, math.nan)] for text in self._translator(chunk, batch_size))
+            outputs = [[(text, math.nan)] for text in self._translator(chunk, batch_size)]
             if on_batch is not None:
                 on_batch(len(chunk))
-        return outputs
+            yield outputs
 
 
-def decode_lines(decoder, lines, batch_size, label, show_progress):
-    """``decoder(lines)`` with a progress bar on stderr when ``show_progress``."""
-    if not show_progress:
-        return decoder(lines, batch_size)
-    with click.progressbar(length=len(lines), label=label,
-                           file=click.get_text_stream("stderr")) as bar:
-        return decoder(lines, batch_size, on_batch=bar.update)
+def progress(total, label, unit):
+    """A context manager with ``update(count)`` that shows progress on
+    stderr: a bar on a terminal, else (logs, CI) a line every
+    ``PROGRESS_INTERVAL`` seconds and one at the end
+    (``keras_attention.progress.ProgressLog``)."""
+    stderr = click.get_text_stream("stderr")
+    if stderr.isatty():
+        return click.progressbar(length=total, label=label, file=stderr)
+    return ProgressLog(total, label, unit=unit, interval=PROGRESS_INTERVAL,
+                       write=lambda line: click.echo(line, err=True))
+
+
+def decoded_batches(decoder, lines, batch_size, progress_label=None):
+    """``decoder.stream(lines)``, with progress on stderr when
+    ``progress_label`` is given: ``(label, unit)``, e.g. ``("translating",
+    "sentences")``."""
+    if progress_label is None:
+        yield from decoder.stream(lines, batch_size)
+        return
+    with progress(len(lines), *progress_label) as bar:
+        yield from decoder.stream(lines, batch_size, on_batch=bar.update)
 
 
 def warn_on_task(decoder, task):
@@ -223,6 +243,14 @@ def warn_on_task(decoder, task):
         other = "summarize" if decoder.task == "summarization" else "translate"
         click.echo(f"warning: the model was trained for {decoder.task}, not {task}; "
                    f"'keras-attention {other}' is the matching command.", err=True)
+
+
+def _output_text(index, hypotheses, n_best):
+    """An input's output lines: its best text, or with ``n_best`` one
+    ``index ||| text ||| score`` line per hypothesis."""
+    if not n_best:
+        return hypotheses[0][0] + "\n"
+    return "".join(f"{index} ||| {text} ||| {score:.4f}\n" for text, score in hypotheses)
 
 
 def generation_command(name, task, summary, example):
@@ -235,9 +263,11 @@ def generation_command(name, task, summary, example):
     @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
                   help="Text file, one input per line ('-' = stdin; .gz ok).")
-    @click.option("--output", "output_file", type=click.File("w", encoding="utf-8"),
+    @click.option("--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
-                  help="Where to write one output per line ('-' = stdout).")
+                  help="Where to write one output per line ('-' = stdout), batch by batch: "
+                       "a file is written as FILE.partial, renamed to FILE at the end; an "
+                       "interrupted job keeps the outputs done there.")
     @click.option("--input-field", default=None, help=FIELD_HELP)
     @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                   help="Inputs decoded together.")
@@ -246,21 +276,23 @@ def generation_command(name, task, summary, example):
     @click.option("--xla", is_flag=True, help=XLA_HELP)
     @decoding_options
     @user_errors
-    def command(model_path, input_path, output_file, input_field, batch_size, truncate, xla,
+    def command(model_path, input_path, output_path, input_field, batch_size, truncate, xla,
                 decoding):
+        check_output_path(output_path, "--output")  # before any work
         from_stdin = input_path == "-"
         lines = read_inputs(read_text_file(input_path, "--input"),
                             "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
-        results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],
-                               show_progress=not from_stdin)
-        for index, hypotheses in enumerate(results):
-            if "n_best" in decoding:
-                for text, score in hypotheses:
-                    output_file.write(f"{index} ||| {text} ||| {score:.4f}\n")
-            else:
-                output_file.write(hypotheses[0][0] + "\n")
+        # No progress for stdin: typed or piped text gets its outputs alone.
+        batches = decoded_batches(decoder, lines, batch_size,
+                                  None if from_stdin else _PROGRESS[task])
+        with output_lines(output_path, len(lines)) as write:
+            index = 0
+            for batch in batches:
+                write([_output_text(index + i, hypotheses, "n_best" in decoding)
+                       for i, hypotheses in enumerate(batch)])
+                index += len(batch)
 
     return command
 

@@ -8,6 +8,7 @@ import sacrebleu
 from click.testing import CliRunner
 
 from text_files import INNER_BREAKS
+from cli import evaluate as evaluate_module
 from cli.main import main
 from keras_attention.data import date_pairs
 from keras_attention.decoding.text import TextGenerator
@@ -209,3 +210,32 @@ def test_option_combinations_are_usage_errors(args, message):
     result = invoke("evaluate", "--references", "r", *args)
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == message
+
+
+def test_output_is_checked_before_decoding_and_kept_when_interrupted(files, tmp_path,
+                                                                    monkeypatch):
+    source = tmp_path / "src.txt"
+    source.write_text("a\nb\nc\n")
+    missing = tmp_path / "missing" / "hyp.txt"
+    result = invoke("evaluate", "--model", str(tmp_path / "no-model"), "--source", str(source),
+                    "--references", files[1], "--output", str(missing))
+    assert one_line_error(result) == (f"Error: --output '{missing}': folder '{missing.parent}' "
+                                      "does not exist; create it first or choose another path.")
+
+    class InterruptedDecoder:
+        task = "translation"
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def stream(self, lines, batch_size=64, on_batch=None):
+            yield [[(line.upper(), 0.0)] for line in lines[:batch_size]]
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "Decoder", InterruptedDecoder)
+    output = tmp_path / "out.txt"
+    result = invoke("evaluate", "--model", "m", "--source", str(source), "--references",
+                    files[1], "--output", str(output), "--batch-size", "2")
+    assert result.exit_code == 1
+    assert f"interrupted: 2 of 3 outputs kept in {output}.partial" in result.stderr
+    assert (tmp_path / "out.txt.partial").read_text() == "A\nB\n" and not output.exists()

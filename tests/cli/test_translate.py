@@ -1,9 +1,14 @@
 """``keras-attention translate`` / ``summarize`` with a trained model folder."""
 
 import dataclasses
+import functools
 import gzip
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -12,8 +17,10 @@ from cli import translate as translate_module
 from text_files import INNER_BREAKS
 from cli.main import main
 from keras_attention.data import date_pairs
+from keras_attention.decoding import text as text_module
 from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
+from keras_attention.progress import ProgressLog
 
 TEXTS = [source for source, _ in date_pairs(6, seed=77)]
 
@@ -152,8 +159,8 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
             seen.update(decoding=decoding, truncate=truncate, jit_compile=jit_compile,
                         config=translate_module.decoding_config(decoding))
 
-        def __call__(self, lines, batch_size=64, on_batch=None):
-            return [[(line.upper(), 0.0)] for line in lines]
+        def stream(self, lines, batch_size=64, on_batch=None):
+            yield [[(line.upper(), 0.0)] for line in lines]
 
     monkeypatch.setattr(translate_module, "Decoder", FakeDecoder)
     result = invoke("translate", "--model", str(tmp_path), "--truncate", *flags, input="a b\n")
@@ -320,3 +327,149 @@ def test_exported_saved_model_gives_the_same_greedy_outputs(trained_date_model, 
     from_folder = invoke("translate", "--model", folder, "--input", str(source))
     assert target.read_text().splitlines() == from_folder.stdout.splitlines()
     assert export.endswith("1")
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def _stop_after(batches, stop):
+    """A ``Decoder`` stand-in that decodes ``batches`` batches (outputs: the
+    inputs upper-cased), then calls ``stop()``."""
+
+    class StoppingDecoder:
+        task = "translation"
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def stream(self, lines, batch_size=64, on_batch=None):
+            for start in range(0, batches * batch_size, batch_size):
+                yield [[(line.upper(), 0.0)] for line in lines[start : start + batch_size]]
+            stop()
+
+    return StoppingDecoder
+
+
+@pytest.mark.parametrize("error, last_line", [(KeyboardInterrupt, "Aborted!"),
+                                               (ValueError("boom"), "Error: boom")])
+def test_an_interrupted_job_keeps_the_finished_outputs(trained_date_model, tmp_path,
+                                                       monkeypatch, error, last_line):
+    # A real model, windows of one batch: each finished batch is written at once.
+    trained, folder = trained_date_model
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    monkeypatch.setattr(text_module, "SORT_WINDOW", 1)
+    decode_batch = TextGenerator._decode_batch
+    calls = []
+
+    def stop_in_the_third_batch(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise error
+        return decode_batch(self, *args)
+
+    monkeypatch.setattr(TextGenerator, "_decode_batch", stop_in_the_third_batch)
+    result = invoke("translate", "--model", folder, "--input", str(source), "--output",
+                    str(target), "--batch-size", "2")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert lines[-2:] == [f"interrupted: 4 of 6 outputs kept in {target}.partial", last_line]
+    assert not target.exists()
+    monkeypatch.setattr(TextGenerator, "_decode_batch", decode_batch)
+    expected = TextGenerator(trained).best(TEXTS[:4])
+    assert (tmp_path / "out.txt.partial").read_text().split("\n") == expected + [""]
+
+
+# translate with a decoder that is killed (SIGKILL) after two batches.
+_KILLED_SCRIPT = """
+import os, signal, sys
+from cli import translate
+from cli.main import main
+
+class KilledDecoder:
+    task = "translation"
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def stream(self, lines, batch_size=64, on_batch=None):
+        for start in (0, batch_size):
+            yield [[(line.upper(), 0.0)] for line in lines[start : start + batch_size]]
+        os.kill(os.getpid(), signal.SIGKILL)
+
+translate.Decoder = KilledDecoder
+main(sys.argv[1:])
+"""
+
+
+def test_a_killed_job_leaves_every_finished_batch(tmp_path):
+    source, target = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_SCRIPT, "translate", "--model", "m", "--input",
+         str(source), "--output", str(target), "--batch-size", "2"],
+        capture_output=True, text=True, timeout=120, cwd=root,
+        env=dict(os.environ, PYTHONPATH=root))
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert not target.exists()
+    kept = (tmp_path / "out.txt.partial").read_text()
+    assert kept.split("\n") == [text.upper() for text in TEXTS[:4]] + [""]
+
+
+def test_stdout_gets_each_batch_as_it_is_decoded(monkeypatch):
+    monkeypatch.setattr(translate_module, "Decoder", _stop_after(2, _interrupt))
+    result = invoke("translate", "--model", "m", "--batch-size", "2",
+                    input="\n".join(TEXTS) + "\n")
+    assert result.exit_code == 1  # Aborted!
+    assert result.stdout.split("\n") == [text.upper() for text in TEXTS[:4]] + [""]
+
+
+def test_a_bad_output_path_fails_before_the_model_loads(tmp_path, monkeypatch):
+    missing = tmp_path / "missing" / "out.txt"
+    result = invoke("translate", "--model", str(tmp_path / "no-model"), "--output",
+                    str(missing), input="may first\n")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: --output '{missing}': folder '{missing.parent}' does "
+                             "not exist; create it first or choose another path.\n")
+    result = invoke("translate", "--model", str(tmp_path / "no-model"), "--output",
+                    str(tmp_path), input="may first\n")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value for '--output': File '{tmp_path}' is a directory.")
+    # The outputs an interrupted job kept are never replaced.
+    (tmp_path / "out.txt.partial").write_text("kept\n")
+    result = invoke("translate", "--model", str(tmp_path / "no-model"), "--output",
+                    str(tmp_path / "out.txt"), input="may first\n")
+    assert result.output == (
+        f"Error: --output '{tmp_path / 'out.txt'}': '{tmp_path / 'out.txt.partial'}' exists "
+        "(the outputs an interrupted job kept); move or delete it first.\n")
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
+    now = [0.0]  # a fake clock: each batch takes 6 s
+    monkeypatch.setattr(translate_module, "ProgressLog",
+                        functools.partial(ProgressLog, clock=lambda: now[0]))
+
+    class SlowDecoder:
+        task = "translation"
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def stream(self, lines, batch_size=64, on_batch=None):
+            for start in range(0, len(lines), batch_size):
+                now[0] += 6
+                on_batch(len(lines[start : start + batch_size]))
+                yield [[(line, 0.0)] for line in lines[start : start + batch_size]]
+
+    monkeypatch.setattr(translate_module, "Decoder", SlowDecoder)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    result = invoke("translate", "--model", "m", "--input", str(source), "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert translate_module.PROGRESS_INTERVAL == 10  # a line after 12 s, one at the end
+    assert result.stderr.splitlines() == [
+        "translating: 4/6 (66%), 0.3 sentences/s, ETA 6s",
+        "translating: 6/6 (100%), 0.3 sentences/s, took 18s"]

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_attention.data import WordTokenizer, date_pairs
 from keras_attention.decoding.generate import DecodingConfig, generate
+from keras_attention.decoding import text as text_module
 from keras_attention.decoding.text import Hypothesis, TextGenerator
 from keras_attention.models import TrainedModel
 
@@ -79,6 +80,21 @@ def test_order_is_restored_whatever_the_batching(generator):
         # Other batch shapes change float rounding only.
         np.testing.assert_allclose([h[0].score for h in other], [h.score for h in expected],
                                    atol=1e-5)
+
+
+def test_stream_yields_in_input_order_as_soon_as_decoded(generator, monkeypatch):
+    # Sorted by length within windows of 2 batches of 3: each window's outputs
+    # come out, in input order, before the next window is decoded.
+    expected = generator.best(TEXTS, batch_size=3)  # one window: all 12 sorted
+    monkeypatch.setattr(text_module, "SORT_WINDOW", 2)
+    decoded, yielded, streamed = [], [], []
+    for ready in generator.stream(TEXTS, batch_size=3, on_batch=decoded.append):
+        streamed.extend(ready)
+        yielded.append((sum(decoded), len(streamed)))
+    assert decoded == [3] * 4
+    assert [h[0].text for h in streamed] == expected
+    assert yielded[-1] == (12, 12) and (6, 6) in yielded  # the first window, at its end
+    assert all(done - kept < 6 for done, kept in yielded)  # never a whole window behind
 
 
 def test_batches_are_traced_once_per_bucket(trained_date_model):
