@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attention.data.tokenizers import PAD_ID
-from keras_attention.decoding.generate import DecodingConfig, generate
+from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 from keras_attention.models.saving import TrainedModel, check_vocabularies
 
 
@@ -94,6 +94,7 @@ class TextGenerator:
         if not isinstance(length_bucket, int) or length_bucket < 1:
             raise ValueError(f"length_bucket must be a positive integer, got {length_bucket!r}.")
         check_vocabularies(model, source_tokenizer, target_tokenizer)
+        output_length(model, config)  # a max_length above the model's limit fails here
         if config.strategy == "sample" and config.seed is None:
             # The seed is fixed when the batch function is traced; draw it here
             # so that every TextGenerator samples differently.

@@ -247,6 +247,17 @@ def test_invalid_config_is_a_one_line_error(trained_date_model):
         "or 'sample' for n-best lists.")
 
 
+def test_max_length_above_the_model_limit_is_a_one_line_error(trained_date_model):
+    trained, folder = trained_date_model
+    limit = trained.model.config.max_sequence_length - 1
+    result = invoke("translate", "--model", folder, "--max-length", str(limit + 1),
+                    input="may first\n")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: max_length={limit + 1} exceeds what the model can decode ({limit} = "
+        "max_sequence_length - 1); lower --max-length.\n")
+
+
 def test_decoding_flags_with_a_saved_model_are_rejected(tmp_path):
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "saved_model.pb").write_bytes(b"")

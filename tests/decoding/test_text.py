@@ -197,6 +197,13 @@ def test_constructor_errors(trained_date_model):
     assert isinstance(trained, TrainedModel)
 
 
+def test_max_length_above_the_model_limit_fails_before_decoding(trained_date_model):
+    trained, _ = trained_date_model
+    with pytest.raises(ValueError, match=r"^max_length=32 exceeds what the model can decode "
+                                         r"\(31 = max_sequence_length - 1\)"):
+        TextGenerator(trained, config=DecodingConfig(max_length=32))
+
+
 def test_sampling_without_seed_draws_one_per_generator(trained_date_model):
     trained, _ = trained_date_model
     generator = TextGenerator(trained, config=DecodingConfig(strategy="sample"))
