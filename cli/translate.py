@@ -49,26 +49,38 @@ XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds pe
 _PROGRESS = {"translation": ("translating", "sentences"),
              "summarization": ("summarizing", "texts")}
 
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that refuses ``nan`` and ``inf`` too (FloatRange
+    lets ``nan`` through any range, and ``inf`` through an open one)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
 _DECODING_OPTIONS = (
     ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
     ("--beam-size", click.IntRange(min=1), "Beams per input (beam)."),
-    ("--length-penalty", float, "GNMT length penalty alpha (beam)."),
+    ("--length-penalty", FiniteFloatRange(min=0.0), "GNMT length penalty alpha (beam)."),
     ("--n-best", click.IntRange(min=1),
      "Outputs per input, written as 'index ||| text ||| score' lines."),
-    ("--temperature", click.FloatRange(min=0.0, min_open=True), "Sampling temperature."),
+    ("--temperature", FiniteFloatRange(min=0.0, min_open=True), "Sampling temperature."),
     ("--top-k", click.IntRange(min=0), "Sample from the k most likely tokens (0 = off)."),
-    ("--top-p", click.FloatRange(0.0, 1.0, min_open=True),
+    ("--top-p", FiniteFloatRange(0.0, 1.0, min_open=True),
      "Nucleus sampling probability mass (1.0 = off)."),
     ("--seed", int, "Sampling seed (default: random)."),
     ("--max-length", click.IntRange(min=1),
      "Most generated tokens (default: the model's limit)."),
-    ("--max-length-ratio", click.FloatRange(min=0.0, min_open=True),
+    ("--max-length-ratio", FiniteFloatRange(min=0.0, min_open=True),
      "Per-input limit: ratio * source tokens + --max-length-offset (default: off)."),
     ("--max-length-offset", click.IntRange(min=0), "Offset of --max-length-ratio."),
     ("--min-length", click.IntRange(min=0), "No [END] before this many tokens."),
     ("--no-repeat-ngram-size", click.IntRange(min=0),
      "Never repeat an n-gram of this size (0 = off)."),
-    ("--repetition-penalty", click.FloatRange(min=0.0, min_open=True),
+    ("--repetition-penalty", FiniteFloatRange(min=0.0, min_open=True),
      "Penalty > 1 for tokens already generated (1.0 = off)."),
 )
 

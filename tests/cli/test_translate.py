@@ -237,6 +237,19 @@ def test_flags_of_another_strategy_are_usage_errors(tmp_path, flags, message):
     assert result.output.strip().splitlines()[-1] == message
 
 
+@pytest.mark.parametrize("flag", ["--length-penalty", "--temperature", "--top-p",
+                                  "--max-length-ratio", "--repetition-penalty"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_float_flags_must_be_finite(tmp_path, flag, value):
+    result = invoke("translate", "--model", str(tmp_path), flag, value, input="x\n")
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    if flag == "--top-p" and value == "inf":  # outside the range anyway
+        assert last == "Error: Invalid value for '--top-p': inf is not in the range 0.0<x<=1.0."
+    else:
+        assert last == f"Error: Invalid value for '{flag}': {value} is not a finite number."
+
+
 def test_invalid_config_is_a_one_line_error(trained_date_model):
     _, folder = trained_date_model
     result = invoke("translate", "--model", folder, "--strategy", "greedy", "--n-best", "2",
