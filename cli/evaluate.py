@@ -131,6 +131,7 @@ def evaluate(hypotheses, model_path, source, source_field, references, reference
         _check_counts(inputs, f"--source '{source}'", reference_lines, references)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         task = decoder.task
+        decoder.check_lengths(inputs)
         outputs = _decode(decoder, inputs, batch_size, output_path)
     names = _metric_list(metrics or DEFAULT_METRICS.get(task, "bleu,chrf"))
     results = score(outputs, reference_lines, metrics=names, tokenize=tokenize)

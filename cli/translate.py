@@ -175,14 +175,15 @@ class Decoder:
             exported SavedModel (a version folder or its parent).
         decoding: ``DecodingConfig`` fields set by flags (trained folders
             only), over the decoding stored in the folder.
-        truncate: cut inputs longer than the model's limit (SavedModels
-            always do).
+        truncate: cut inputs longer than the model's limit instead of
+            failing (``check_lengths``; SavedModels cut them in the graph).
         jit_compile: compile the decoding with XLA (trained folders only).
     """
 
     def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
         decoding = decoding or {}
-        self.task = None
+        self.model_path = model_path
+        self.truncate = truncate
         self._generator = self._translator = None
         if os.path.exists(os.path.join(model_path, "model.keras")):
             from keras_attention.decoding.text import TextGenerator
@@ -193,6 +194,7 @@ class Decoder:
             self.task = trained.task
             self._generator = TextGenerator(trained, config=config, truncate=truncate,
                                             jit_compile=jit_compile)
+            self.max_source_length = self._generator.max_source_length
             return
         from keras_attention.export import SavedModelTranslator, resolve_version
 
@@ -210,6 +212,28 @@ class Decoder:
                 "fixed at export; use a trained model folder (with model.keras) for --xla."
             )
         self._translator = SavedModelTranslator(model_path)
+        # The task and the limit its keras_attention.json records (None: not recorded).
+        self.task = self._translator.task if self._translator.task in _PROGRESS else None
+        self.max_source_length = self._translator.max_input_length
+
+    def check_lengths(self, lines):
+        """Inputs longer than the model's limit: an error naming the first,
+        unless ``truncate``; then stderr says how many are cut. A SavedModel
+        too old to count source tokens gets a warning instead."""
+        from keras_attention.decoding.text import check_source_lengths
+
+        model = self._generator or self._translator
+        lengths = model.source_lengths(lines)
+        limit = self.max_source_length
+        if lengths is None or limit is None:
+            click.echo(f"warning: '{self.model_path}' was exported without the source_lengths "
+                       "signature, so inputs longer than its limit are cut without notice; "
+                       "export it again to have them checked.", err=True)
+            return
+        cut = check_source_lengths(lengths, limit, self.truncate, "--truncate")
+        if cut:
+            click.echo(f"truncated {cut} of {len(lines)} inputs to the model's limit of "
+                       f"{limit} tokens (--truncate).", err=True)
 
     def stream(self, lines, batch_size=64, on_batch=None):
         """The n-best lists of ``(text, score)`` of ``lines`` in input order,
@@ -296,6 +320,7 @@ def generation_command(name, task, summary, example):
                             "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
+        decoder.check_lengths(lines)
         # No progress for stdin: typed or piped text gets its outputs alone.
         batches = decoded_batches(decoder, lines, batch_size,
                                   None if from_stdin else _PROGRESS[task])

@@ -42,6 +42,20 @@ tf.get_logger().addFilter(_BucketTracingFilter())
 SORT_WINDOW = 16
 
 
+def check_source_lengths(lengths, limit, truncate, fix):
+    """How many inputs of ``lengths`` (source tokens of each) are longer than
+    the model's ``limit`` (and so cut to it); unless ``truncate``, a one-line
+    ``ValueError`` naming the first, with ``fix``: how to truncate."""
+    too_long = [number for number, length in enumerate(lengths, start=1) if length > limit]
+    if too_long and not truncate:
+        first = too_long[0]
+        raise ValueError(
+            f"line {first} has {lengths[first - 1]} tokens, more than the model's limit of "
+            f"{limit} ({len(too_long)} input(s) too long); split it or truncate it ({fix})."
+        )
+    return len(too_long)
+
+
 @dataclasses.dataclass(frozen=True)
 class Hypothesis:
     """One output: its text and score (sum of token log-probabilities; beam
@@ -117,6 +131,18 @@ class TextGenerator:
     def tokenize(self, texts):
         """Source ids of each text as a list of int lists, checked against the
         model's length limit (cut to it with ``truncate=True``)."""
+        ids = self._source_ids(texts)
+        limit = self.max_source_length
+        check_source_lengths([len(row) for row in ids], limit, self.truncate,
+                             "--truncate, TextGenerator(truncate=True)")
+        return [row[:limit] for row in ids]
+
+    def source_lengths(self, texts):
+        """Source tokens of each text, before any cut (``truncate`` cuts those
+        above ``max_source_length``)."""
+        return [len(row) for row in self._source_ids(texts)]
+
+    def _source_ids(self, texts):
         texts = list(texts)
         for number, text in enumerate(texts, start=1):
             if not isinstance(text, str):
@@ -129,14 +155,7 @@ class TextGenerator:
         for start in range(0, len(texts), 1024):
             ragged = self.source_tokenizer.tokenize(tf.constant(texts[start : start + 1024]))
             ids.extend(row.tolist() for row in ragged.numpy())
-        limit = self.max_source_length
-        for number, row in enumerate(ids, start=1):
-            if len(row) > limit and not self.truncate:
-                raise ValueError(
-                    f"line {number} has {len(row)} tokens, more than the model's limit of "
-                    f"{limit}; split it or truncate it (--truncate, TextGenerator(truncate=True))."
-                )
-        return [row[:limit] for row in ids]
+        return ids
 
     def _padded_batch(self, rows, batch_size):
         """``(batch_size, bucketed length)`` int32 ids; missing rows repeat

@@ -7,6 +7,7 @@ import pytest
 import sacrebleu
 from click.testing import CliRunner
 
+from fake_decoders import interrupt, stopping_decoder
 from text_files import INNER_BREAKS
 from cli import evaluate as evaluate_module
 from cli.main import main
@@ -222,17 +223,7 @@ def test_output_is_checked_before_decoding_and_kept_when_interrupted(files, tmp_
     assert one_line_error(result) == (f"Error: --output '{missing}': folder '{missing.parent}' "
                                       "does not exist; create it first or choose another path.")
 
-    class InterruptedDecoder:
-        task = "translation"
-
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def stream(self, lines, batch_size=64, on_batch=None):
-            yield [[(line.upper(), 0.0)] for line in lines[:batch_size]]
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(evaluate_module, "Decoder", InterruptedDecoder)
+    monkeypatch.setattr(evaluate_module, "Decoder", stopping_decoder(1, interrupt))
     output = tmp_path / "out.txt"
     result = invoke("evaluate", "--model", "m", "--source", str(source), "--references",
                     files[1], "--output", str(output), "--batch-size", "2")

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import translate as translate_module
+from fake_decoders import FakeDecoder, interrupt, stopping_decoder
 from text_files import INNER_BREAKS
 from cli.main import main
 from keras_attention.data import date_pairs
@@ -152,17 +153,12 @@ def test_files_with_progress_and_beam_n_best(trained_date_model, tmp_path):
 def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected):
     seen = {}
 
-    class FakeDecoder:
-        task = "translation"
-
+    class RecordingDecoder(FakeDecoder):
         def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
             seen.update(decoding=decoding, truncate=truncate, jit_compile=jit_compile,
                         config=translate_module.decoding_config(decoding))
 
-        def stream(self, lines, batch_size=64, on_batch=None):
-            yield [[(line.upper(), 0.0)] for line in lines]
-
-    monkeypatch.setattr(translate_module, "Decoder", FakeDecoder)
+    monkeypatch.setattr(translate_module, "Decoder", RecordingDecoder)
     result = invoke("translate", "--model", str(tmp_path), "--truncate", *flags, input="a b\n")
     assert result.exit_code == 0, result.output
     assert seen["decoding"] == expected and seen["truncate"] is True
@@ -308,12 +304,15 @@ def test_too_long_input_and_truncate(trained_date_model):
     result = invoke("translate", "--model", folder, input=f"may first\n{long_text}\n")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        f"Error: line 2 has {limit + 3} tokens, more than the model's limit of {limit}; "
-        "split it or truncate it (--truncate, TextGenerator(truncate=True)).")
-    result = invoke("translate", "--model", folder, "--truncate", input=f"{long_text}\n")
+        f"Error: line 2 has {limit + 3} tokens, more than the model's limit of {limit} "
+        "(1 input(s) too long); split it or truncate it (--truncate).")
+    result = invoke("translate", "--model", folder, "--truncate",
+                    input=f"{long_text}\nmay first\n{long_text}\n")
     assert result.exit_code == 0
+    assert result.stderr == ("truncated 2 of 3 inputs to the model's limit of "
+                             f"{limit} tokens (--truncate).\n")
     cut = " ".join(["may"] * limit)
-    assert result.stdout.splitlines() == TextGenerator(trained).best([cut])
+    assert result.stdout.splitlines() == TextGenerator(trained).best([cut, "may first", cut])
 
 
 def test_summarize_warns_on_a_translation_model(trained_date_model):
@@ -334,45 +333,67 @@ def test_folder_without_model_keras_or_saved_model(tmp_path):
         "folder).")
 
 
-def test_exported_saved_model_gives_the_same_greedy_outputs(trained_date_model, tmp_path):
+def test_exported_saved_model_gives_the_same_greedy_outputs(trained_date_model, date_export,
+                                                            tmp_path):
     """The SavedModel path of the same command: greedy in the graph equals the
     trained folder's greedy decoding."""
-    from keras_attention.export import TextToTextModule, export_saved_model
-
-    trained, folder = trained_date_model
-    module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer)
-    export = export_saved_model(module, str(tmp_path / "export"), version=1)
+    _, folder = trained_date_model
     source, target = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("\n".join(TEXTS) + "\n")
-    result = invoke("translate", "--model", str(tmp_path / "export"), "--input", str(source),
+    result = invoke("translate", "--model", date_export[1], "--input", str(source),
                     "--output", str(target), "--batch-size", "4")
     assert result.exit_code == 0, result.output
     assert "translating" in result.stderr
     from_folder = invoke("translate", "--model", folder, "--input", str(source))
     assert target.read_text().splitlines() == from_folder.stdout.splitlines()
-    assert export.endswith("1")
 
 
-def _interrupt():
-    raise KeyboardInterrupt
+def test_saved_model_refuses_too_long_inputs_unless_truncate(trained_date_model, date_export):
+    # As a trained model folder does: the export's source_lengths signature counts.
+    _, folder = trained_date_model
+    module, export = date_export
+    limit = module.max_input_length
+    long_text = " ".join(["may"] * (limit + 3))
+    text = f"may first\n{long_text}\n"
+    result = invoke("translate", "--model", export, input=text)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: line 2 has {limit + 3} tokens, more than the model's limit of {limit} "
+        "(1 input(s) too long); split it or truncate it (--truncate).\n")
+    result = invoke("translate", "--model", export, "--truncate", input=text)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"truncated 1 of 2 inputs to the model's limit of {limit} "
+                             "tokens (--truncate).\n")
+    assert result.stdout == invoke("translate", "--model", folder, "--truncate",
+                                   input=text).stdout
 
 
-def _stop_after(batches, stop):
-    """A ``Decoder`` stand-in that decodes ``batches`` batches (outputs: the
-    inputs upper-cased), then calls ``stop()``."""
+def test_saved_model_without_source_lengths_warns(date_export, monkeypatch):
+    from keras_attention.export import SavedModelTranslator
 
-    class StoppingDecoder:
-        task = "translation"
+    monkeypatch.setattr(SavedModelTranslator, "source_lengths", lambda self, texts: None)
+    result = invoke("translate", "--model", date_export[1], input="may first\n")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: '{date_export[1]}' was exported without the source_lengths signature, so "
+        "inputs longer than its limit are cut without notice; export it again to have them "
+        "checked.\n")
 
-        def __init__(self, *args, **kwargs):
-            pass
 
-        def stream(self, lines, batch_size=64, on_batch=None):
-            for start in range(0, batches * batch_size, batch_size):
-                yield [[(line.upper(), 0.0)] for line in lines[start : start + batch_size]]
-            stop()
-
-    return StoppingDecoder
+def test_saved_model_task_is_checked_like_a_folder(date_export, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(date_export[1], export)
+    warning = ("warning: the model was trained for {}, not {}; 'keras-attention {}' is the "
+               "matching command.\n")
+    result = invoke("summarize", "--model", str(export), input="may first\n")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == warning.format("translation", "summarization", "translate")
+    metadata_file = export / "1" / "keras_attention.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata_file.write_text(json.dumps(dict(metadata, task="summarization")))
+    result = invoke("translate", "--model", str(export), input="may first\n")
+    assert result.stderr == warning.format("summarization", "translation", "summarize")
+    assert invoke("summarize", "--model", str(export), input="may first\n").stderr == ""
 
 
 @pytest.mark.parametrize("error, last_line", [(KeyboardInterrupt, "Aborted!"),
@@ -408,22 +429,12 @@ def test_an_interrupted_job_keeps_the_finished_outputs(trained_date_model, tmp_p
 # translate with a decoder that is killed (SIGKILL) after two batches.
 _KILLED_SCRIPT = """
 import os, signal, sys
+sys.path.append(sys.argv[1])  # after the package root: its cli, not tests/cli
 from cli import translate
 from cli.main import main
-
-class KilledDecoder:
-    task = "translation"
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def stream(self, lines, batch_size=64, on_batch=None):
-        for start in (0, batch_size):
-            yield [[(line.upper(), 0.0)] for line in lines[start : start + batch_size]]
-        os.kill(os.getpid(), signal.SIGKILL)
-
-translate.Decoder = KilledDecoder
-main(sys.argv[1:])
+from fake_decoders import stopping_decoder
+translate.Decoder = stopping_decoder(2, lambda: os.kill(os.getpid(), signal.SIGKILL))
+main(sys.argv[2:])
 """
 
 
@@ -432,7 +443,8 @@ def test_a_killed_job_leaves_every_finished_batch(tmp_path):
     source.write_text("\n".join(TEXTS) + "\n")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     result = subprocess.run(
-        [sys.executable, "-c", _KILLED_SCRIPT, "translate", "--model", "m", "--input",
+        [sys.executable, "-c", _KILLED_SCRIPT, os.path.join(root, "tests"), "translate",
+         "--model", "m", "--input",
          str(source), "--output", str(target), "--batch-size", "2"],
         capture_output=True, text=True, timeout=120, cwd=root,
         env=dict(os.environ, PYTHONPATH=root))
@@ -443,7 +455,7 @@ def test_a_killed_job_leaves_every_finished_batch(tmp_path):
 
 
 def test_stdout_gets_each_batch_as_it_is_decoded(monkeypatch):
-    monkeypatch.setattr(translate_module, "Decoder", _stop_after(2, _interrupt))
+    monkeypatch.setattr(translate_module, "Decoder", stopping_decoder(2, interrupt))
     result = invoke("translate", "--model", "m", "--batch-size", "2",
                     input="\n".join(TEXTS) + "\n")
     assert result.exit_code == 1  # Aborted!
@@ -476,17 +488,9 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch):
     monkeypatch.setattr(translate_module, "ProgressLog",
                         functools.partial(ProgressLog, clock=lambda: now[0]))
 
-    class SlowDecoder:
-        task = "translation"
-
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def stream(self, lines, batch_size=64, on_batch=None):
-            for start in range(0, len(lines), batch_size):
-                now[0] += 6
-                on_batch(len(lines[start : start + batch_size]))
-                yield [[(line, 0.0)] for line in lines[start : start + batch_size]]
+    class SlowDecoder(FakeDecoder):
+        def before_batch(self, number):
+            now[0] += 6
 
     monkeypatch.setattr(translate_module, "Decoder", SlowDecoder)
     source = tmp_path / "in.txt"

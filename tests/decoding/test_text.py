@@ -140,8 +140,8 @@ def test_truncate_cuts_long_inputs_to_the_model_limit(trained_date_model):
         TextGenerator(trained).best(["may first two thousand", words])
     count = len(trained.source_tokenizer.tokenize([words])[0])
     assert str(error.value) == (
-        f"line 2 has {count} tokens, more than the model's limit of {limit}; split it or "
-        "truncate it (--truncate, TextGenerator(truncate=True))."
+        f"line 2 has {count} tokens, more than the model's limit of {limit} (1 input(s) "
+        "too long); split it or truncate it (--truncate, TextGenerator(truncate=True))."
     )
     generator = TextGenerator(trained, truncate=True)
     cut = " ".join(words.split()[:limit])
