@@ -167,6 +167,45 @@ def _flags(decoding):
     return ", ".join("--" + name.replace("_", "-") for name in decoding)
 
 
+_TFLITE_FIX = ("pass the trained model folder it was exported from, or a SavedModel "
+               "exported from that (keras-attention export --format saved_model); run "
+               "TFLite models with keras_attention.export.TFLiteText or TFLiteDecoder.")
+
+
+def _undecodable(path):
+    """A one-line error saying what ``path`` is and what to pass instead, when
+    it exists but is neither a trained model folder nor a SavedModel export
+    (checked by name, before anything is loaded); else ``None``."""
+    def has(*parts):
+        return os.path.exists(os.path.join(path, *parts))
+
+    if os.path.isfile(path):
+        if path.endswith(".tflite"):
+            return ValueError(f"'{path}' is a TFLite model, which translate cannot run; "
+                              + _TFLITE_FIX)
+        if os.path.basename(path) == "model.keras":
+            folder = os.path.dirname(path) or "."
+            return ValueError(f"'{path}' is the Keras file of a trained model folder; pass "
+                              f"the folder: --model {folder}")
+        return ValueError(f"'{path}' is a file, not a model; pass a trained model folder "
+                          "(with model.keras) or an exported SavedModel folder.")
+    if not os.path.isdir(path) or has("model.keras") or has("saved_model.pb"):
+        return None
+    versions = [name for name in os.listdir(path) if name.isdigit()]
+    if has("model.tflite") or any(has(v, "model.tflite") for v in versions):
+        return ValueError(f"'{path}' is a TFLite export folder, which translate cannot "
+                          "decode; " + _TFLITE_FIX)
+    if has("config.yaml") or has("checkpoints"):
+        model = os.path.join(path, "model")
+        if has("model", "model.keras"):
+            return ValueError(f"'{path}' is a training run folder; pass its model folder: "
+                              f"--model {model}")
+        return ValueError(f"'{path}' is a training run folder without a model yet (no "
+                          f"{model}: training has not finished); resume it with "
+                          "'keras-attention train --config ...' and pass RUN/model.")
+    return None
+
+
 class Decoder:
     """Text -> n-best hypotheses with a trained model folder or a SavedModel.
 
@@ -182,6 +221,9 @@ class Decoder:
 
     def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
         decoding = decoding or {}
+        error = _undecodable(model_path)
+        if error is not None:
+            raise error
         self.model_path = model_path
         self.truncate = truncate
         self._generator = self._translator = None
@@ -294,8 +336,9 @@ def generation_command(name, task, summary, example):
 
     @click.command(name=name, help=f"{summary}\n\n{SAVED_DECODING_HELP}\n\n{example}")
     @click.option("--model", "model_path", required=True, type=click.Path(),
-                  help="Trained model folder (with model.keras) or exported SavedModel "
-                       "(a version folder or its parent: the latest version is used).")
+                  help="Trained model folder (with model.keras; a training run's is "
+                       "RUN/model) or exported SavedModel (a version folder or its parent: "
+                       "the latest version is used); not TFLite exports.")
     @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
                   help="Text file, one input per line ('-' = stdin; .gz ok).")

@@ -75,6 +75,11 @@ def export_saved_model(module, directory, version=1, metadata=None, overwrite=Fa
 
 def resolve_version(path):
     """``path`` itself if it holds a SavedModel, else its highest numbered version."""
+    if os.path.isfile(path):
+        raise ValueError(
+            f"'{path}' is a file, not a SavedModel; pass the folder holding saved_model.pb "
+            "(or its parent, with numbered version folders)."
+        )
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f"model '{path}' not found; export one with 'keras-attention demo' "

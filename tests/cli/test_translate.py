@@ -325,6 +325,40 @@ def test_summarize_warns_on_a_translation_model(trained_date_model):
     assert result.stdout.splitlines() == TextGenerator(trained).best(TEXTS[:1])
 
 
+_TFLITE_FIX = ("pass the trained model folder it was exported from, or a SavedModel exported "
+               "from that (keras-attention export --format saved_model); run TFLite models "
+               "with keras_attention.export.TFLiteText or TFLiteDecoder.")
+
+
+@pytest.mark.parametrize("files, model, message", [
+    (["dates.tflite"], "dates.tflite",
+     "'{root}/dates.tflite' is a TFLite model, which translate cannot run; " + _TFLITE_FIX),
+    (["run/model/model.keras"], "run/model/model.keras",
+     "'{root}/run/model/model.keras' is the Keras file of a trained model folder; pass the "
+     "folder: --model {root}/run/model"),
+    (["notes.txt"], "notes.txt",
+     "'{root}/notes.txt' is a file, not a model; pass a trained model folder (with "
+     "model.keras) or an exported SavedModel folder."),
+    (["run/config.yaml", "run/checkpoints/epoch-0001.weights.h5", "run/model/model.keras"], "run",
+     "'{root}/run' is a training run folder; pass its model folder: --model {root}/run/model"),
+    (["run/config.yaml", "run/checkpoints/epoch-0001.weights.h5"], "run",
+     "'{root}/run' is a training run folder without a model yet (no {root}/run/model: "
+     "training has not finished); resume it with 'keras-attention train --config ...' and "
+     "pass RUN/model."),
+    (["lite/1/model.tflite", "lite/1/keras_attention.json"], "lite/1",
+     "'{root}/lite/1' is a TFLite export folder, which translate cannot decode; " + _TFLITE_FIX),
+    (["lite/1/model.tflite", "lite/1/keras_attention.json"], "lite",
+     "'{root}/lite' is a TFLite export folder, which translate cannot decode; " + _TFLITE_FIX),
+])
+def test_model_paths_that_are_not_decodable_say_what_to_pass(tmp_path, files, model, message):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    result = invoke("translate", "--model", str(tmp_path / model), input="may first\n")
+    assert result.exit_code == 1
+    assert result.output == "Error: " + message.format(root=tmp_path) + "\n"
+
+
 def test_folder_without_model_keras_or_saved_model(tmp_path):
     result = invoke("summarize", "--model", str(tmp_path), input="x\n")
     assert result.exit_code == 1

@@ -99,6 +99,12 @@ def test_resolve_version_picks_highest_and_reports_missing(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="holds no SavedModel"):
         resolve_version(str(tmp_path / "empty"))
+    pb = str(tmp_path / "m" / "10" / "saved_model.pb")
+    with pytest.raises(ValueError) as error:  # a file that exists is not "not found"
+        resolve_version(pb)
+    assert str(error.value) == (
+        f"'{pb}' is a file, not a SavedModel; pass the folder holding saved_model.pb (or its "
+        "parent, with numbered version folders).")
 
 
 def test_next_version_is_one_above_the_highest(tmp_path):
