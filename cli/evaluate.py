@@ -76,7 +76,8 @@ def _decode(decoder, inputs, batch_size, output_path):
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="With --model: inputs decoded together.")
 @click.option("--truncate", is_flag=True,
-              help="With --model: cut inputs longer than the model's limit.")
+              help="With --model: cut inputs longer than the model's limit instead of "
+                   "failing (stderr says how many).")
 @click.option("--xla", is_flag=True, help="With --model: " + XLA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @decoding_options

@@ -45,6 +45,7 @@ SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with 
 PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
+TASKS = ("translation", "summarization")
 # Progress on stderr: what is being done, and what is counted.
 _PROGRESS = {"translation": ("translating", "sentences"),
              "summarization": ("summarizing", "texts")}
@@ -255,7 +256,7 @@ class Decoder:
             )
         self._translator = SavedModelTranslator(model_path)
         # The task and the limit its keras_attention.json records (None: not recorded).
-        self.task = self._translator.task if self._translator.task in _PROGRESS else None
+        self.task = self._translator.task if self._translator.task in TASKS else None
         self.max_source_length = self._translator.max_input_length
 
     def check_lengths(self, lines):
@@ -351,7 +352,8 @@ def generation_command(name, task, summary, example):
     @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                   help="Inputs decoded together.")
     @click.option("--truncate", is_flag=True,
-                  help="Cut inputs longer than the model's limit instead of failing.")
+                  help="Cut inputs longer than the model's limit instead of failing "
+                       "(stderr says how many).")
     @click.option("--xla", is_flag=True, help=XLA_HELP)
     @decoding_options
     @user_errors

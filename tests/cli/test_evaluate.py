@@ -230,3 +230,20 @@ def test_output_is_checked_before_decoding_and_kept_when_interrupted(files, tmp_
     assert result.exit_code == 1
     assert f"interrupted: 2 of 3 outputs kept in {output}.partial" in result.stderr
     assert (tmp_path / "out.txt.partial").read_text() == "A\nB\n" and not output.exists()
+
+
+def test_too_long_sources_fail_or_are_counted_with_truncate(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    limit = trained.model.config.max_sequence_length
+    source, reference = tmp_path / "src.txt", tmp_path / "ref.txt"
+    source.write_text("may first\n" + " ".join(["may"] * (limit + 1)) + "\n")
+    reference.write_text("2000-05-01\n2000-05-01\n")
+    args = ["evaluate", "--model", folder, "--source", str(source), "--references",
+            str(reference), "--metric", "exact"]
+    assert one_line_error(invoke(*args)) == (
+        f"Error: line 2 has {limit + 1} tokens, more than the model's limit of {limit} "
+        "(1 input(s) too long); split it or truncate it (--truncate).")
+    result = invoke(*args, "--truncate")
+    assert result.exit_code == 0, result.output
+    assert (f"truncated 1 of 2 inputs to the model's limit of {limit} tokens (--truncate)."
+            in result.stderr.splitlines())
