@@ -1,6 +1,9 @@
 """keras_attention.lines: lines end at \\n only; problems name the file and the line."""
 
 import gzip
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +37,12 @@ def test_invalid_utf8_names_the_line_and_offsets(tmp_path):
         f"{path}:2: invalid UTF-8 byte 0xe9 at offset 4 of the line (offset 9 in the "
         "decompressed file); re-encode the file as UTF-8, e.g. with 'iconv -f latin1 -t "
         "utf-8'.")
+
+
+def test_the_readers_of_the_command_line_are_tensorflow_free():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ("import sys; import keras_attention.lines, keras_attention.progress, cli.inputs, "
+              "cli.outputs; print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=root, env=dict(os.environ, PYTHONPATH=root), timeout=60)
+    assert result.stdout == "False\n", result.stderr
