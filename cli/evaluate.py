@@ -1,13 +1,15 @@
 """``keras-attention evaluate``: score outputs (BLEU, chrF, ROUGE, exact match)
 against references, from a file of hypotheses or by decoding a source file."""
 
+import contextlib
 import json
 
 import click
 
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
-from cli.translate import XLA_HELP, Decoder, decode_lines, decoding_options
+from cli.outputs import check_output_path, output_lines
+from cli.translate import XLA_HELP, Decoder, decoded_batches, decoding_options
 
 METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
@@ -33,6 +35,21 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
         )
 
 
+def _decode(decoder, inputs, batch_size, output_path):
+    """The best output of each input, also written to ``output_path``
+    (batch by batch) when given."""
+    outputs = []
+    batches = decoded_batches(decoder, inputs, batch_size, ("decoding", "inputs"))
+    with (output_lines(output_path, len(inputs)) if output_path
+          else contextlib.nullcontext(None)) as write:
+        for batch in batches:
+            texts = [hypotheses[0][0] for hypotheses in batch]
+            outputs.extend(texts)
+            if write is not None:
+                write([text + "\n" for text in texts])
+    return outputs
+
+
 @click.command()
 @click.option("--hypotheses", type=click.Path(dir_okay=False), default=None,
               help="Model outputs, one per line (.gz ok).")
@@ -54,11 +71,13 @@ def _check_counts(hypotheses, hypotheses_name, references, references_path):
 @click.option("--tokenize", type=click.Choice(BLEU_TOKENIZERS), default="13a", show_default=True,
               help="sacreBLEU tokenizer for BLEU (zh/char for Chinese, Japanese ...).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="With --model: also write the decoded outputs here.")
+              help="With --model: also write the decoded outputs here, batch by batch "
+                   "(as translate --output: FILE.partial until the end).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
               help="With --model: inputs decoded together.")
 @click.option("--truncate", is_flag=True,
-              help="With --model: cut inputs longer than the model's limit.")
+              help="With --model: cut inputs longer than the model's limit instead of "
+                   "failing (stderr says how many).")
 @click.option("--xla", is_flag=True, help="With --model: " + XLA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @decoding_options
@@ -97,6 +116,8 @@ def evaluate(hypotheses, model_path, source, source_field, references, reference
             "--source, --source-field, --output, --truncate, --xla and decoding options "
             "need --model; with --hypotheses the outputs are already decoded."
         )
+    if output_path:
+        check_output_path(output_path, "--output")  # before any work
     reference_lines = read_text_file(references, "--references")
     if reference_field is not None:
         reference_lines = read_inputs(reference_lines, f"--references '{references}'",
@@ -111,11 +132,8 @@ def evaluate(hypotheses, model_path, source, source_field, references, reference
         _check_counts(inputs, f"--source '{source}'", reference_lines, references)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         task = decoder.task
-        results = decode_lines(decoder, inputs, batch_size, "decoding", show_progress=True)
-        outputs = [hypotheses_[0][0] for hypotheses_ in results]
-        if output_path:
-            with open(output_path, "w", encoding="utf-8") as f:
-                f.writelines(line + "\n" for line in outputs)
+        decoder.check_lengths(inputs)
+        outputs = _decode(decoder, inputs, batch_size, output_path)
     names = _metric_list(metrics or DEFAULT_METRICS.get(task, "bleu,chrf"))
     results = score(outputs, reference_lines, metrics=names, tokenize=tokenize)
     if as_json:

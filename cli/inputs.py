@@ -1,25 +1,34 @@
-"""Reading the inputs of translate, summarize and evaluate: text files (one
-input per line, ``.gz`` ok) or JSON Lines records, whose string fields may
-hold line breaks (a SAMSum dialogue has one per turn)."""
+"""Reading the inputs of translate, summarize and evaluate: text files or
+stdin (one input per line, ``.gz`` ok; lines end at ``\\n`` only, as
+``keras_attention.lines`` reads them) or JSON Lines records, whose string
+fields may hold line breaks (a SAMSum dialogue has one per turn)."""
 
-import gzip
 import json
 import os
+
+import click
+
+from keras_attention.lines import decode_lines, read_lines
 
 FIELD_HELP = ("Read JSON Lines and take this field of each record (texts with line "
               "breaks, e.g. dialogues: 'dialogue' in ../shared/data/samsum/*.jsonl.gz).")
 
 
 def read_text_file(path, option):
-    """Lines of a UTF-8 text file (``.gz`` ok); one-line errors when it is
-    missing or empty."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{option} file '{path}' not found; check the path.")
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    """Lines of a UTF-8 text file (``.gz`` ok), or of stdin for ``-``;
+    one-line errors when it is missing, empty, not UTF-8 or broken gzip
+    (naming the file and the line)."""
+    if path == "-":
+        stdin = click.get_binary_stream("stdin")
+        lines = [text for _, text in decode_lines(stdin, "stdin", kind="input")]
+        name = f"{option} stdin"
+    else:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{option} file '{path}' not found; check the path.")
+        lines = [text for _, text in read_lines(path)]
+        name = f"{option} file '{path}'"
     if not lines:
-        raise ValueError(f"{option} file '{path}' is empty; give one line per sentence.")
+        raise ValueError(f"{name} is empty; give one line per sentence.")
     return lines
 
 

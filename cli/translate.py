@@ -15,6 +15,8 @@ import click
 
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
+from cli.outputs import check_output_path, output_lines
+from keras_attention.progress import ProgressLog
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
 # checks them against keras_attention.decoding.generate.DecodingConfig().
@@ -40,30 +42,46 @@ _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
                        "model folder (its recipe's evaluation.decoding, listed in its "
                        "keras_attention.json), else the defaults shown.")
+PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
-_PROGRESS_LABELS = {"translation": "translating", "summarization": "summarizing"}
+TASKS = ("translation", "summarization")
+# Progress on stderr: what is being done, and what is counted.
+_PROGRESS = {"translation": ("translating", "sentences"),
+             "summarization": ("summarizing", "texts")}
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that refuses ``nan`` and ``inf`` too (FloatRange
+    lets ``nan`` through any range, and ``inf`` through an open one)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
 
 _DECODING_OPTIONS = (
     ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
     ("--beam-size", click.IntRange(min=1), "Beams per input (beam)."),
-    ("--length-penalty", float, "GNMT length penalty alpha (beam)."),
+    ("--length-penalty", FiniteFloatRange(min=0.0), "GNMT length penalty alpha (beam)."),
     ("--n-best", click.IntRange(min=1),
      "Outputs per input, written as 'index ||| text ||| score' lines."),
-    ("--temperature", click.FloatRange(min=0.0, min_open=True), "Sampling temperature."),
+    ("--temperature", FiniteFloatRange(min=0.0, min_open=True), "Sampling temperature."),
     ("--top-k", click.IntRange(min=0), "Sample from the k most likely tokens (0 = off)."),
-    ("--top-p", click.FloatRange(0.0, 1.0, min_open=True),
+    ("--top-p", FiniteFloatRange(0.0, 1.0, min_open=True),
      "Nucleus sampling probability mass (1.0 = off)."),
     ("--seed", int, "Sampling seed (default: random)."),
     ("--max-length", click.IntRange(min=1),
      "Most generated tokens (default: the model's limit)."),
-    ("--max-length-ratio", click.FloatRange(min=0.0, min_open=True),
+    ("--max-length-ratio", FiniteFloatRange(min=0.0, min_open=True),
      "Per-input limit: ratio * source tokens + --max-length-offset (default: off)."),
     ("--max-length-offset", click.IntRange(min=0), "Offset of --max-length-ratio."),
     ("--min-length", click.IntRange(min=0), "No [END] before this many tokens."),
     ("--no-repeat-ngram-size", click.IntRange(min=0),
      "Never repeat an n-gram of this size (0 = off)."),
-    ("--repetition-penalty", click.FloatRange(min=0.0, min_open=True),
+    ("--repetition-penalty", FiniteFloatRange(min=0.0, min_open=True),
      "Penalty > 1 for tokens already generated (1.0 = off)."),
 )
 
@@ -150,6 +168,45 @@ def _flags(decoding):
     return ", ".join("--" + name.replace("_", "-") for name in decoding)
 
 
+_TFLITE_FIX = ("pass the trained model folder it was exported from, or a SavedModel "
+               "exported from that (keras-attention export --format saved_model); run "
+               "TFLite models with keras_attention.export.TFLiteText or TFLiteDecoder.")
+
+
+def _undecodable(path):
+    """A one-line error saying what ``path`` is and what to pass instead, when
+    it exists but is neither a trained model folder nor a SavedModel export
+    (checked by name, before anything is loaded); else ``None``."""
+    def has(*parts):
+        return os.path.exists(os.path.join(path, *parts))
+
+    if os.path.isfile(path):
+        if path.endswith(".tflite"):
+            return ValueError(f"'{path}' is a TFLite model, which translate cannot run; "
+                              + _TFLITE_FIX)
+        if os.path.basename(path) == "model.keras":
+            folder = os.path.dirname(path) or "."
+            return ValueError(f"'{path}' is the Keras file of a trained model folder; pass "
+                              f"the folder: --model {folder}")
+        return ValueError(f"'{path}' is a file, not a model; pass a trained model folder "
+                          "(with model.keras) or an exported SavedModel folder.")
+    if not os.path.isdir(path) or has("model.keras") or has("saved_model.pb"):
+        return None
+    versions = [name for name in os.listdir(path) if name.isdigit()]
+    if has("model.tflite") or any(has(v, "model.tflite") for v in versions):
+        return ValueError(f"'{path}' is a TFLite export folder, which translate cannot "
+                          "decode; " + _TFLITE_FIX)
+    if has("config.yaml") or has("checkpoints"):
+        model = os.path.join(path, "model")
+        if has("model", "model.keras"):
+            return ValueError(f"'{path}' is a training run folder; pass its model folder: "
+                              f"--model {model}")
+        return ValueError(f"'{path}' is a training run folder without a model yet (no "
+                          f"{model}: training has not finished); resume it with "
+                          "'keras-attention train --config ...' and pass RUN/model.")
+    return None
+
+
 class Decoder:
     """Text -> n-best hypotheses with a trained model folder or a SavedModel.
 
@@ -158,14 +215,18 @@ class Decoder:
             exported SavedModel (a version folder or its parent).
         decoding: ``DecodingConfig`` fields set by flags (trained folders
             only), over the decoding stored in the folder.
-        truncate: cut inputs longer than the model's limit (SavedModels
-            always do).
+        truncate: cut inputs longer than the model's limit instead of
+            failing (``check_lengths``; SavedModels cut them in the graph).
         jit_compile: compile the decoding with XLA (trained folders only).
     """
 
     def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
         decoding = decoding or {}
-        self.task = None
+        error = _undecodable(model_path)
+        if error is not None:
+            raise error
+        self.model_path = model_path
+        self.truncate = truncate
         self._generator = self._translator = None
         if os.path.exists(os.path.join(model_path, "model.keras")):
             from keras_attention.decoding.text import TextGenerator
@@ -176,6 +237,7 @@ class Decoder:
             self.task = trained.task
             self._generator = TextGenerator(trained, config=config, truncate=truncate,
                                             jit_compile=jit_compile)
+            self.max_source_length = self._generator.max_source_length
             return
         from keras_attention.export import SavedModelTranslator, resolve_version
 
@@ -193,29 +255,66 @@ class Decoder:
                 "fixed at export; use a trained model folder (with model.keras) for --xla."
             )
         self._translator = SavedModelTranslator(model_path)
+        # The task and the limit its keras_attention.json records (None: not recorded).
+        self.task = self._translator.task if self._translator.task in TASKS else None
+        self.max_source_length = self._translator.max_input_length
 
-    def __call__(self, lines, batch_size=64, on_batch=None):
-        """A list of n-best lists of ``(text, score)``; SavedModel outputs
-        have no score (NaN)."""
+    def check_lengths(self, lines):
+        """Inputs longer than the model's limit: an error naming the first,
+        unless ``truncate``; then stderr says how many are cut. A SavedModel
+        too old to count source tokens gets a warning instead."""
+        from keras_attention.decoding.text import check_source_lengths
+
+        model = self._generator or self._translator
+        lengths = model.source_lengths(lines)
+        limit = self.max_source_length
+        if lengths is None or limit is None:
+            click.echo(f"warning: '{self.model_path}' was exported without the source_lengths "
+                       "signature, so inputs longer than its limit are cut without notice; "
+                       "export it again to have them checked.", err=True)
+            return
+        cut = check_source_lengths(lengths, limit, self.truncate, "--truncate")
+        if cut:
+            click.echo(f"truncated {cut} of {len(lines)} inputs to the model's limit of "
+                       f"{limit} tokens (--truncate).", err=True)
+
+    def stream(self, lines, batch_size=64, on_batch=None):
+        """The n-best lists of ``(text, score)`` of ``lines`` in input order,
+        as they are decoded: lists that follow on from each other (see
+        ``TextGenerator.stream``); SavedModel outputs have no score (NaN)."""
         if self._generator is not None:
-            return [[(h.text, h.score) for h in hypotheses]
-                    for hypotheses in self._generator.generate(lines, batch_size, on_batch)]
-        outputs = []
+            for ready in self._generator.stream(lines, batch_size, on_batch):
+                yield [[(h.text, h.score) for h in hypotheses] for hypotheses in ready]
+            return
         for start in range(0, len(lines), batch_size):
             chunk = lines[start : start + batch_size]
-            outputs.extend([(text, math.nan)] for text in self._translator(chunk, batch_size))
+            outputs = [[(text, math.nan)] for text in self._translator(chunk, batch_size)]
             if on_batch is not None:
                 on_batch(len(chunk))
-        return outputs
+            yield outputs
 
 
-def decode_lines(decoder, lines, batch_size, label, show_progress):
-    """``decoder(lines)`` with a progress bar on stderr when ``show_progress``."""
-    if not show_progress:
-        return decoder(lines, batch_size)
-    with click.progressbar(length=len(lines), label=label,
-                           file=click.get_text_stream("stderr")) as bar:
-        return decoder(lines, batch_size, on_batch=bar.update)
+def progress(total, label, unit):
+    """A context manager with ``update(count)`` that shows progress on
+    stderr: a bar on a terminal, else (logs, CI) a line every
+    ``PROGRESS_INTERVAL`` seconds and one at the end
+    (``keras_attention.progress.ProgressLog``)."""
+    stderr = click.get_text_stream("stderr")
+    if stderr.isatty():
+        return click.progressbar(length=total, label=label, file=stderr)
+    return ProgressLog(total, label, unit=unit, interval=PROGRESS_INTERVAL,
+                       write=lambda line: click.echo(line, err=True))
+
+
+def decoded_batches(decoder, lines, batch_size, progress_label=None):
+    """``decoder.stream(lines)``, with progress on stderr when
+    ``progress_label`` is given: ``(label, unit)``, e.g. ``("translating",
+    "sentences")``."""
+    if progress_label is None:
+        yield from decoder.stream(lines, batch_size)
+        return
+    with progress(len(lines), *progress_label) as bar:
+        yield from decoder.stream(lines, batch_size, on_batch=bar.update)
 
 
 def warn_on_task(decoder, task):
@@ -225,45 +324,57 @@ def warn_on_task(decoder, task):
                    f"'keras-attention {other}' is the matching command.", err=True)
 
 
+def _output_text(index, hypotheses, n_best):
+    """An input's output lines: its best text, or with ``n_best`` one
+    ``index ||| text ||| score`` line per hypothesis."""
+    if not n_best:
+        return hypotheses[0][0] + "\n"
+    return "".join(f"{index} ||| {text} ||| {score:.4f}\n" for text, score in hypotheses)
+
+
 def generation_command(name, task, summary, example):
     """The ``translate`` / ``summarize`` command (same options, other task)."""
 
     @click.command(name=name, help=f"{summary}\n\n{SAVED_DECODING_HELP}\n\n{example}")
     @click.option("--model", "model_path", required=True, type=click.Path(),
-                  help="Trained model folder (with model.keras) or exported SavedModel "
-                       "(a version folder or its parent: the latest version is used).")
+                  help="Trained model folder (with model.keras; a training run's is "
+                       "RUN/model) or exported SavedModel (a version folder or its parent: "
+                       "the latest version is used); not TFLite exports.")
     @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
                   help="Text file, one input per line ('-' = stdin; .gz ok).")
-    @click.option("--output", "output_file", type=click.File("w", encoding="utf-8"),
+    @click.option("--output", "output_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
-                  help="Where to write one output per line ('-' = stdout).")
+                  help="Where to write one output per line ('-' = stdout), batch by batch: "
+                       "a file is written as FILE.partial, renamed to FILE at the end; an "
+                       "interrupted job keeps the outputs done there.")
     @click.option("--input-field", default=None, help=FIELD_HELP)
     @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
                   help="Inputs decoded together.")
     @click.option("--truncate", is_flag=True,
-                  help="Cut inputs longer than the model's limit instead of failing.")
+                  help="Cut inputs longer than the model's limit instead of failing "
+                       "(stderr says how many).")
     @click.option("--xla", is_flag=True, help=XLA_HELP)
     @decoding_options
     @user_errors
-    def command(model_path, input_path, output_file, input_field, batch_size, truncate, xla,
+    def command(model_path, input_path, output_path, input_field, batch_size, truncate, xla,
                 decoding):
+        check_output_path(output_path, "--output")  # before any work
         from_stdin = input_path == "-"
-        if from_stdin:
-            lines = click.get_text_stream("stdin", encoding="utf-8").read().splitlines()
-        else:
-            lines = read_text_file(input_path, "--input")
-        lines = read_inputs(lines, "stdin" if from_stdin else input_path, input_field)
+        lines = read_inputs(read_text_file(input_path, "--input"),
+                            "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
-        results = decode_lines(decoder, lines, batch_size, _PROGRESS_LABELS[task],
-                               show_progress=not from_stdin)
-        for index, hypotheses in enumerate(results):
-            if "n_best" in decoding:
-                for text, score in hypotheses:
-                    output_file.write(f"{index} ||| {text} ||| {score:.4f}\n")
-            else:
-                output_file.write(hypotheses[0][0] + "\n")
+        decoder.check_lengths(lines)
+        # No progress for stdin: typed or piped text gets its outputs alone.
+        batches = decoded_batches(decoder, lines, batch_size,
+                                  None if from_stdin else _PROGRESS[task])
+        with output_lines(output_path, len(lines)) as write:
+            index = 0
+            for batch in batches:
+                write([_output_text(index + i, hypotheses, "n_best" in decoding)
+                       for i, hypotheses in enumerate(batch)])
+                index += len(batch)
 
     return command
 

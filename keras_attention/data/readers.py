@@ -28,7 +28,6 @@ never silently: each full pass logs one warning with the count on the
 
 import contextlib
 import dataclasses
-import gzip
 import itertools
 import json
 import logging
@@ -37,6 +36,8 @@ import unicodedata
 import zlib
 
 import tensorflow as tf
+
+from keras_attention.lines import read_lines
 
 logger = logging.getLogger("keras_attention.data")
 
@@ -504,33 +505,10 @@ def _not_found(path):
 
 
 def _lines(path):
-    """``(line_number, text)`` for each line of a plain or ``.gz`` file: split
-    on ``\\n`` only, decoded as strict UTF-8, line ending (and a leading BOM)
-    removed."""
-    compressed = path.endswith(".gz")
-    number, offset = 0, 0
+    """``(line_number, text)`` for each line of a plain or ``.gz`` file
+    (``keras_attention.lines.read_lines``: split on ``\\n`` only, strict
+    UTF-8)."""
     try:
-        with (gzip.open if compressed else open)(path, "rb") as file:
-            for number, raw in enumerate(file, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    where = "decompressed file" if compressed else "file"
-                    raise ValueError(
-                        f"{path}:{number}: invalid UTF-8 byte 0x{raw[error.start]:02x} at "
-                        f"offset {error.start} of the line (offset {offset + error.start} in "
-                        f"the {where}); re-encode the file as UTF-8, "
-                        "e.g. with 'iconv -f latin1 -t utf-8'."
-                    ) from None
-                offset += len(raw)
-                if number == 1 and text.startswith("\ufeff"):
-                    text = text[1:]
-                yield number, text.rstrip("\r\n")
+        yield from read_lines(path)
     except FileNotFoundError:
         raise _not_found(path) from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise ValueError(
-            f"{path}:{number + 1}: not valid gzip data ({error}); a '.gz' file must be "
-            "gzip-compressed and complete: recompress it, or drop the '.gz' suffix "
-            "from a plain-text file."
-        ) from None

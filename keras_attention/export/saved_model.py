@@ -7,7 +7,12 @@ import keras
 import tensorflow as tf
 
 from keras_attention.atomic import atomic_directory, refuse_existing
-from keras_attention.export.signatures import INPUT_NAME, OUTPUT_NAME, SCORES_NAME
+from keras_attention.export.signatures import (
+    INPUT_NAME,
+    LENGTHS_NAME,
+    OUTPUT_NAME,
+    SCORES_NAME,
+)
 
 METADATA_FILE = "keras_attention.json"
 
@@ -70,6 +75,11 @@ def export_saved_model(module, directory, version=1, metadata=None, overwrite=Fa
 
 def resolve_version(path):
     """``path`` itself if it holds a SavedModel, else its highest numbered version."""
+    if os.path.isfile(path):
+        raise ValueError(
+            f"'{path}' is a file, not a SavedModel; pass the folder holding saved_model.pb "
+            "(or its parent, with numbered version folders)."
+        )
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f"model '{path}' not found; export one with 'keras-attention demo' "
@@ -90,7 +100,14 @@ class SavedModelTranslator:
     """Runs an exported text-to-text SavedModel on Python strings.
 
     Batches are capped at the export's ``max_batch_size`` (from its
-    ``keras_attention.json``), so any ``batch_size`` works.
+    ``keras_attention.json``), so any ``batch_size`` works. The export cuts
+    inputs longer than ``max_input_length`` tokens; ``source_lengths`` tells
+    which.
+
+    Attributes:
+        metadata: the export's ``keras_attention.json`` (``{}`` without one).
+        task: ``"translation"``, ``"summarization"`` or ``None`` (not recorded).
+        max_input_length: source tokens the export keeps (``None``: not recorded).
     """
 
     def __init__(self, path):
@@ -105,6 +122,8 @@ class SavedModelTranslator:
             with open(metadata_path, encoding="utf-8") as f:
                 self.metadata = json.load(f)
         self.max_batch_size = self.metadata.get("max_batch_size")
+        self.max_input_length = self.metadata.get("max_input_length")
+        self.task = self.metadata.get("task")
 
     def _batches(self, texts, batch_size):
         if self.max_batch_size:
@@ -132,3 +151,14 @@ class SavedModelTranslator:
             for row, scores in zip(result[OUTPUT_NAME].numpy(), result[SCORES_NAME].numpy()):
                 results.append([(t.decode("utf-8"), float(s)) for t, s in zip(row, scores)])
         return results
+
+    def source_lengths(self, texts, batch_size=64):
+        """Source tokens of each text before the export cuts it, or ``None``
+        for an export without the ``source_lengths`` signature (older ones)."""
+        if "source_lengths" not in self._loaded.signatures:
+            return None
+        signature = self._loaded.signatures["source_lengths"]
+        lengths = []
+        for batch in self._batches(texts, batch_size):
+            lengths.extend(int(n) for n in signature(**{INPUT_NAME: batch})[LENGTHS_NAME].numpy())
+        return lengths

@@ -9,7 +9,10 @@
   (batch, n_best), best first;
 - ``ids``: ``source_ids`` int32 (batch, length), PAD = 0 -> ``ids`` (batch,
   n_best, length) int32 generated ids (no START, END included, PAD after),
-  ``scores`` (batch, n_best).
+  ``scores`` (batch, n_best);
+- ``source_lengths``: ``inputs`` -> ``lengths`` (batch,) int32, the source
+  tokens of each input before truncation (so a client can tell which inputs
+  the other signatures cut; exports before it lack it).
 
 The text signatures call ``ids``, so decoding is traced once.
 """
@@ -26,6 +29,7 @@ OUTPUT_NAME = "outputs"
 SCORES_NAME = "scores"
 SOURCE_IDS_NAME = "source_ids"
 IDS_NAME = "ids"
+LENGTHS_NAME = "lengths"
 EXPORTABLE_STRATEGIES = ("greedy", "beam")
 
 
@@ -53,6 +57,10 @@ SIGNATURES = {
         "inputs": {SOURCE_IDS_NAME: "int32 (batch, length), PAD = 0"},
         "outputs": {IDS_NAME: "int32 (batch, n_best, length)",
                     SCORES_NAME: "float32 (batch, n_best)"},
+    },
+    "source_lengths": {
+        "inputs": {INPUT_NAME: "string (batch,)"},
+        "outputs": {LENGTHS_NAME: "int32 (batch,), source tokens before truncation"},
     },
 }
 
@@ -138,13 +146,18 @@ class TextToTextModule(tf.Module):
             ),
         )
 
-    def encode_text(self, texts):
-        """Padded source ids ``(batch, length >= 1)``, truncated to the limit;
-        invalid UTF-8 is replaced with U+FFFD first."""
+    def source_tokens(self, texts):
+        """Ragged source ids of ``texts``, not truncated; invalid UTF-8 is
+        replaced with U+FFFD first."""
         texts = tf.strings.unicode_transcode(
             texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
-        ids = self.source_tokenizer.tokenize(texts)[:, : self.max_input_length]
+        return self.source_tokenizer.tokenize(texts)
+
+    def encode_text(self, texts):
+        """Padded source ids ``(batch, length >= 1)``, truncated to the limit;
+        invalid UTF-8 is replaced with U+FFFD first."""
+        ids = self.source_tokens(texts)[:, : self.max_input_length]
         ids = ids.to_tensor(PAD_ID)
         # A batch of empty strings still needs one (padding) position.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
@@ -185,10 +198,16 @@ class TextToTextModule(tf.Module):
         return {OUTPUT_NAME: tf.reshape(texts, shape[:2]), SCORES_NAME: result[SCORES_NAME]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    def source_lengths(self, inputs):
+        lengths = self.source_tokens(inputs).row_lengths()
+        return {LENGTHS_NAME: tf.cast(lengths, tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
     def serve(self, inputs):
         result = self.n_best(inputs)
         return {OUTPUT_NAME: result[OUTPUT_NAME][:, 0], SCORES_NAME: result[SCORES_NAME][:, 0]}
 
     def signatures(self):
         """The signatures to save, by name."""
-        return {"serving_default": self.serve, "n_best": self.n_best, "ids": self.ids}
+        return {"serving_default": self.serve, "n_best": self.n_best, "ids": self.ids,
+                "source_lengths": self.source_lengths}

@@ -7,6 +7,9 @@ import pytest
 import sacrebleu
 from click.testing import CliRunner
 
+from fake_decoders import interrupt, stopping_decoder
+from text_files import INNER_BREAKS
+from cli import evaluate as evaluate_module
 from cli.main import main
 from keras_attention.data import date_pairs
 from keras_attention.decoding.text import TextGenerator
@@ -124,6 +127,30 @@ def one_line_error(result):
     return lines[0]
 
 
+def test_lines_end_at_newline_only(tmp_path):
+    # Characters str.splitlines() breaks at stay inside their line.
+    texts = [f"a{mark}b" for mark in INNER_BREAKS]
+    hypotheses, references = tmp_path / "hyp.txt", tmp_path / "ref.txt.gz"
+    hypotheses.write_text("\n".join(texts) + "\n", encoding="utf-8", newline="")
+    references.write_bytes(gzip.compress(("\r\n".join(texts) + "\r\n").encode("utf-8")))
+    result = invoke("evaluate", "--hypotheses", str(hypotheses), "--references",
+                    str(references), "--metric", "exact", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["lines"] == len(texts) and report["metrics"][0]["score"] == 100.0
+
+
+@pytest.mark.parametrize("option", ["--hypotheses", "--references", "--source"])
+def test_unreadable_files_name_the_file_and_line(option, files, bad_files, tmp_path):
+    for path, message in bad_files.values():
+        given = {"--hypotheses": files[0], "--references": files[1], option: path}
+        if option == "--source":
+            given["--model"] = str(tmp_path)
+            del given["--hypotheses"]
+        result = invoke("evaluate", *[word for pair in given.items() for word in pair])
+        assert one_line_error(result) == f"Error: {message}"
+
+
 def test_missing_file(files, tmp_path):
     missing = str(tmp_path / "nope.txt")
     result = invoke("evaluate", "--hypotheses", missing, "--references", files[1])
@@ -184,3 +211,39 @@ def test_option_combinations_are_usage_errors(args, message):
     result = invoke("evaluate", "--references", "r", *args)
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == message
+
+
+def test_output_is_checked_before_decoding_and_kept_when_interrupted(files, tmp_path,
+                                                                    monkeypatch):
+    source = tmp_path / "src.txt"
+    source.write_text("a\nb\nc\n")
+    missing = tmp_path / "missing" / "hyp.txt"
+    result = invoke("evaluate", "--model", str(tmp_path / "no-model"), "--source", str(source),
+                    "--references", files[1], "--output", str(missing))
+    assert one_line_error(result) == (f"Error: --output '{missing}': folder '{missing.parent}' "
+                                      "does not exist; create it first or choose another path.")
+
+    monkeypatch.setattr(evaluate_module, "Decoder", stopping_decoder(1, interrupt))
+    output = tmp_path / "out.txt"
+    result = invoke("evaluate", "--model", "m", "--source", str(source), "--references",
+                    files[1], "--output", str(output), "--batch-size", "2")
+    assert result.exit_code == 1
+    assert f"interrupted: 2 of 3 outputs kept in {output}.partial" in result.stderr
+    assert (tmp_path / "out.txt.partial").read_text() == "A\nB\n" and not output.exists()
+
+
+def test_too_long_sources_fail_or_are_counted_with_truncate(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    limit = trained.model.config.max_sequence_length
+    source, reference = tmp_path / "src.txt", tmp_path / "ref.txt"
+    source.write_text("may first\n" + " ".join(["may"] * (limit + 1)) + "\n")
+    reference.write_text("2000-05-01\n2000-05-01\n")
+    args = ["evaluate", "--model", folder, "--source", str(source), "--references",
+            str(reference), "--metric", "exact"]
+    assert one_line_error(invoke(*args)) == (
+        f"Error: line 2 has {limit + 1} tokens, more than the model's limit of {limit} "
+        "(1 input(s) too long); split it or truncate it (--truncate).")
+    result = invoke(*args, "--truncate")
+    assert result.exit_code == 0, result.output
+    assert (f"truncated 1 of 2 inputs to the model's limit of {limit} tokens (--truncate)."
+            in result.stderr.splitlines())

@@ -1,10 +1,12 @@
 """cli.inputs: text lines or JSON Lines fields; every problem is a one-line error."""
 
+import gzip
 import json
 
 import pytest
 
 from cli.inputs import read_inputs, read_text_file
+from text_files import INNER_BREAKS
 
 
 def test_plain_lines_are_the_inputs_stripped():
@@ -42,3 +44,20 @@ def test_text_files_missing_or_empty(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match="is empty; give one line per sentence"):
         read_text_file(str(tmp_path / "empty.txt"), "--source")
+
+
+@pytest.mark.parametrize("name", ["in.txt", "in.txt.gz"])
+def test_text_file_lines_end_at_newline_only(tmp_path, name):
+    texts = [f"may{mark}first" for mark in INNER_BREAKS]
+    path = tmp_path / name
+    data = "\r\n".join(texts).encode("utf-8") + b"\r\n"
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert read_text_file(str(path), "--input") == texts
+
+
+
+def test_unreadable_files_name_the_file_and_line(bad_files):
+    for path, message in bad_files.values():
+        with pytest.raises(ValueError) as error:
+            read_text_file(path, "--source")
+        assert str(error.value) == message

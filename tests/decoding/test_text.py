@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_attention.data import WordTokenizer, date_pairs
 from keras_attention.decoding.generate import DecodingConfig, generate
+from keras_attention.decoding import text as text_module
 from keras_attention.decoding.text import Hypothesis, TextGenerator
 from keras_attention.models import TrainedModel
 
@@ -81,6 +82,21 @@ def test_order_is_restored_whatever_the_batching(generator):
                                    atol=1e-5)
 
 
+def test_stream_yields_in_input_order_as_soon_as_decoded(generator, monkeypatch):
+    # Sorted by length within windows of 2 batches of 3: each window's outputs
+    # come out, in input order, before the next window is decoded.
+    expected = generator.best(TEXTS, batch_size=3)  # one window: all 12 sorted
+    monkeypatch.setattr(text_module, "SORT_WINDOW", 2)
+    decoded, yielded, streamed = [], [], []
+    for ready in generator.stream(TEXTS, batch_size=3, on_batch=decoded.append):
+        streamed.extend(ready)
+        yielded.append((sum(decoded), len(streamed)))
+    assert decoded == [3] * 4
+    assert [h[0].text for h in streamed] == expected
+    assert yielded[-1] == (12, 12) and (6, 6) in yielded  # the first window, at its end
+    assert all(done - kept < 6 for done, kept in yielded)  # never a whole window behind
+
+
 def test_batches_are_traced_once_per_bucket(trained_date_model):
     generator = TextGenerator(trained_date_model[0])
     generator.best(TEXTS[:4], batch_size=4)
@@ -124,8 +140,8 @@ def test_truncate_cuts_long_inputs_to_the_model_limit(trained_date_model):
         TextGenerator(trained).best(["may first two thousand", words])
     count = len(trained.source_tokenizer.tokenize([words])[0])
     assert str(error.value) == (
-        f"line 2 has {count} tokens, more than the model's limit of {limit}; split it or "
-        "truncate it (--truncate, TextGenerator(truncate=True))."
+        f"line 2 has {count} tokens, more than the model's limit of {limit} (1 input(s) "
+        "too long); split it or truncate it (--truncate, TextGenerator(truncate=True))."
     )
     generator = TextGenerator(trained, truncate=True)
     cut = " ".join(words.split()[:limit])
@@ -179,6 +195,13 @@ def test_constructor_errors(trained_date_model):
     with pytest.raises(ValueError, match="length_bucket must be a positive integer"):
         TextGenerator(trained, length_bucket=0)
     assert isinstance(trained, TrainedModel)
+
+
+def test_max_length_above_the_model_limit_fails_before_decoding(trained_date_model):
+    trained, _ = trained_date_model
+    with pytest.raises(ValueError, match=r"^max_length=32 exceeds what the model can decode "
+                                         r"\(31 = max_sequence_length - 1\)"):
+        TextGenerator(trained, config=DecodingConfig(max_length=32))
 
 
 def test_sampling_without_seed_draws_one_per_generator(trained_date_model):

@@ -99,6 +99,12 @@ def test_resolve_version_picks_highest_and_reports_missing(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="holds no SavedModel"):
         resolve_version(str(tmp_path / "empty"))
+    pb = str(tmp_path / "m" / "10" / "saved_model.pb")
+    with pytest.raises(ValueError) as error:  # a file that exists is not "not found"
+        resolve_version(pb)
+    assert str(error.value) == (
+        f"'{pb}' is a file, not a SavedModel; pass the folder holding saved_model.pb (or its "
+        "parent, with numbered version folders).")
 
 
 def test_next_version_is_one_above_the_highest(tmp_path):
@@ -201,7 +207,7 @@ def _in_memory(module, signature):
 def test_reloaded_signatures_equal_in_memory(trained_exports, name):
     module, path = trained_exports[name]
     loaded = tf.saved_model.load(path)
-    assert sorted(loaded.signatures) == ["ids", "n_best", "serving_default"]
+    assert sorted(loaded.signatures) == ["ids", "n_best", "serving_default", "source_lengths"]
     for signature, key in (("serve", "serving_default"), ("n_best", "n_best")):
         expected = _in_memory(module, signature)
         inputs = tf.constant([p.encode() for p in PROBES] + [INVALID_UTF8])
@@ -213,6 +219,30 @@ def test_reloaded_signatures_equal_in_memory(trained_exports, name):
     np.testing.assert_array_equal(result["ids"].numpy(), module.ids(ids)["ids"].numpy())
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=8"):
         loaded.signatures["serving_default"](inputs=tf.constant(["june"] * 9))
+
+
+def test_source_lengths_count_the_tokens_the_export_cuts(trained_exports):
+    module, path = trained_exports["greedy"]
+    limit = module.max_input_length
+    texts = SENTENCES + [" ".join(["june"] * (limit + 5))]
+    translator = SavedModelTranslator(path)
+    assert translator.max_input_length == limit
+    expected = [int(n) for n in module.source_tokenizer.tokenize(texts).row_lengths()]
+    assert expected[-1] == limit + 5  # before the cut
+    assert translator.source_lengths(texts, batch_size=3) == expected
+
+
+def test_exports_without_source_lengths_still_load(trained_exports, tmp_path):
+    # Exports made before the source_lengths signature decode as before.
+    module, _ = trained_exports["greedy"]
+    old = {name: function for name, function in module.signatures().items()
+           if name != "source_lengths"}
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures=old)
+    translator = SavedModelTranslator(str(tmp_path))
+    assert translator.source_lengths(SENTENCES) is None
+    assert translator.max_input_length is None and translator.task is None  # no metadata
+    assert translator(SENTENCES) == [t.decode() for t in module.serve(
+        tf.constant(SENTENCES))["outputs"].numpy()]
 
 
 def test_translator_caps_batches_and_gives_n_best(trained_exports):
