@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_attention.atomic import write_atomically
 from keras_attention.data.batching import epoch_seed
+from keras_attention.progress import format_duration
 
 
 def current_learning_rate(optimizer):
@@ -158,20 +159,13 @@ class EpochProgress(keras.callbacks.Callback):
             parts.append(f"loss {float(loss):.4g}")
         if total and seconds > 0:
             parts.append(f"{self.tokens_per_epoch * done / total / seconds:,.0f} tokens/s")
-            parts.append(f"ETA {_duration(seconds * (total - done) / done)}")
+            parts.append(f"ETA {format_duration(seconds * (total - done) / done)}")
         return " - ".join(parts)
 
     def _write(self, text):
         stream = self.stream if self.stream is not None else sys.stdout
         stream.write(text)
         stream.flush()
-
-
-def _duration(seconds):
-    """``m:ss`` or ``h:mm:ss``."""
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 class EpochSeeds(keras.callbacks.Callback):

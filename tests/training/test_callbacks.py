@@ -168,10 +168,10 @@ def test_progress_is_a_line_every_interval_when_not_on_a_terminal():
     run_epochs(callback, clock, step_seconds=7.0, steps=10, epochs=2)
     # 35 s after the epoch began, then 35 s later (30 s had not passed at 63 s).
     assert stream.getvalue().splitlines() == [
-        "epoch 1/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 0:35",
-        "epoch 1/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0:00",
-        "epoch 2/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 0:35",
-        "epoch 2/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0:00",
+        "epoch 1/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 35s",
+        "epoch 1/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0s",
+        "epoch 2/2: step 5/10 - loss 1.96 - 1,429 tokens/s - ETA 35s",
+        "epoch 2/2: step 10/10 - loss 1.91 - 1,429 tokens/s - ETA 0s",
     ]
 
 
@@ -186,8 +186,8 @@ def test_progress_on_a_terminal_is_a_bar_redrawn_in_place_and_erased():
     clock, stream = FakeClock(), io.StringIO()
     callback = EpochProgress(3_600, stream=stream, in_place=True, refresh=0.5, clock=clock)
     run_epochs(callback, clock, step_seconds=0.3, steps=4, epochs=1)
-    first = "epoch 1/1 [============............] step 2/4 - loss 1.99 - 3,000 tokens/s - ETA 0:01"
-    last = "epoch 1/1 [========================] step 4/4 - loss 1.97 - 3,000 tokens/s - ETA 0:00"
+    first = "epoch 1/1 [============............] step 2/4 - loss 1.99 - 3,000 tokens/s - ETA 1s"
+    last = "epoch 1/1 [========================] step 4/4 - loss 1.97 - 3,000 tokens/s - ETA 0s"
     assert stream.getvalue() == f"\r{first}\r{last}\r{' ' * len(last)}\r"
 
 
@@ -196,4 +196,4 @@ def test_progress_of_long_epochs_shows_hours():
     callback.set_params({"epochs": 20, "steps": 10_000})
     callback.on_epoch_begin(2)
     assert callback.progress(100, 3.14159, 60.0) == (
-        "epoch 3/20: step 100/10000 - loss 3.142 - 1,667 tokens/s - ETA 1:39:00")
+        "epoch 3/20: step 100/10000 - loss 3.142 - 1,667 tokens/s - ETA 1h39m")
