@@ -12,6 +12,7 @@ import sys
 import click
 
 from cli.errors import user_errors
+from cli.translate import FiniteFloatRange
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -63,7 +64,7 @@ def _check_in_fresh_process(export_path, probes, expected):
                    "deterministic).  [default: greedy; beam with --beam-size/--n-best]")
 @click.option("--beam-size", type=click.IntRange(min=1), default=None,
               help="Beams per input (implies --strategy beam).  [default: 4]")
-@click.option("--length-penalty", type=float, default=None,
+@click.option("--length-penalty", type=FiniteFloatRange(min=0.0), default=None,
               help="GNMT length penalty alpha (beam).  [default: 0.6]")
 @click.option("--n-best", type=click.IntRange(min=1), default=None,
               help="Hypotheses returned by the n_best signature (beam).  [default: 1]")

@@ -227,3 +227,12 @@ def test_export_tflite_string_model_by_default_for_sentencepiece(sentencepiece_d
     assert texts == TextGenerator(trained, config=DecodingConfig(max_length=12)).best(TEXTS)
     for probe, text in zip(TEXTS[:2], texts):
         assert f"  {probe!r} -> {text!r}" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_length_penalty_must_be_finite(tmp_path, value):
+    result = CliRunner().invoke(main, ["export", "--model", str(tmp_path), "--output",
+                                       str(tmp_path / "out"), "--length-penalty", value])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: Invalid value for '--length-penalty': {value} is not a finite number.")
