@@ -10,6 +10,7 @@ from keras_attention.training.callbacks import (
     EpochSummary,
     HistoryFile,
     ResumableEarlyStopping,
+    RunBackup,
     ValidationScores,
 )
 from keras_attention.training.config import (
@@ -45,6 +46,7 @@ __all__ = [
     "NoamSchedule",
     "Perplexity",
     "ResumableEarlyStopping",
+    "RunBackup",
     "RunLayout",
     "SequenceCrossEntropy",
     "TrainConfig",

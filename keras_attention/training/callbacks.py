@@ -6,6 +6,7 @@ budget."""
 import json
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -174,7 +175,7 @@ class EpochSeeds(keras.callbacks.Callback):
     depends on its state when training began and the epoch alone
     (``epoch_seed``), so an epoch draws the same masks whether the run
     started at epoch 0 or was resumed at that epoch in a new process:
-    ``model.save_weights``, and so ``BackupAndRestore``, does not save these
+    ``model.save_weights``, and so ``RunBackup``, does not save these
     states."""
 
     def on_train_begin(self, logs=None):
@@ -374,6 +375,57 @@ def epoch_checkpoints(directory):
         if match:
             found[int(match.group(1))] = os.path.join(directory, name)
     return dict(sorted(found.items()))
+
+
+class RunBackup(keras.callbacks.Callback):
+    """The training state (model and optimizer weights) after each epoch in
+    ``directory``, restored when training begins again; a kill at any
+    moment leaves a state that resumes correctly.
+
+    ``keras.callbacks.BackupAndRestore`` overwrites ``latest.weights.h5`` and
+    then ``training_metadata.json`` in place: a kill inside the first write
+    leaves an unreadable file, and one between the two resumes an epoch on
+    top of the next epoch's weights. Here each epoch's weights go to a new
+    file ``epoch-N.weights.h5`` (atomically), then the metadata
+    (``{"epoch": N, "weights": "epoch-N.weights.h5"}``, atomically) points
+    to it, then older weight files go. A folder ``BackupAndRestore`` wrote
+    (metadata without ``weights``) is read as it wrote it. The folder is
+    removed when training ends, as ``BackupAndRestore`` does; ``model.fit``
+    gets the epoch to start at from the same metadata (``initial_epoch``).
+    """
+
+    METADATA = "training_metadata.json"
+    KERAS_WEIGHTS = "latest.weights.h5"  # what BackupAndRestore wrote
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    @property
+    def metadata_path(self):
+        return os.path.join(self.directory, self.METADATA)
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.metadata_path):
+            return
+        with open(self.metadata_path, encoding="utf-8") as f:
+            metadata = json.load(f)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(
+            os.path.join(self.directory, metadata.get("weights", self.KERAS_WEIGHTS)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        name = EPOCH_CHECKPOINT.format(epoch=epoch + 1)
+        save_weights_atomically(self.model, os.path.join(self.directory, name))
+        metadata = {"epoch": epoch + 1, "batch": 0, "weights": name}
+        write_atomically(self.metadata_path, json.dumps(metadata).encode("utf-8"))
+        for other in os.listdir(self.directory):
+            if other.endswith(".weights.h5") and other != name:
+                os.remove(os.path.join(self.directory, other))
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class EpochCheckpoints(keras.callbacks.Callback):

@@ -6,7 +6,7 @@ starts in ``layout`` (a ``RunStart``):
 
 - an empty or missing folder: a new run;
 - a killed run of the same config with finished epochs (recorded by
-  ``keras.callbacks.BackupAndRestore`` in ``backup/training_metadata.json``):
+  ``RunBackup`` in ``backup/training_metadata.json``):
   it resumes after them;
 - an attempt that never finished an epoch (no
   ``backup/training_metadata.json``, no ``model/``), whatever its config: a
@@ -61,7 +61,7 @@ class RunLayout:
 
     @property
     def backup_metadata(self):
-        """What ``BackupAndRestore`` writes after each finished epoch."""
+        """What ``RunBackup`` writes after each finished epoch."""
         return self.path("backup", "training_metadata.json")
 
     @property
@@ -94,7 +94,7 @@ class RunStart:
 
 
 def finished_epochs(layout):
-    """The epochs ``BackupAndRestore`` recorded as finished in ``layout``
+    """The epochs ``RunBackup`` recorded as finished in ``layout``
     (0 when it recorded none)."""
     if not os.path.exists(layout.backup_metadata):
         return 0

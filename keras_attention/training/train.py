@@ -8,7 +8,7 @@ The run directory (``config.output.directory``)::
     checkpoints/epoch-0001.weights.h5 ...  weights after each epoch (newest
                                    ``output.keep_checkpoints`` kept)
     checkpoints/best.weights.h5    best by the validation score (+ .json: value, epoch)
-    backup/                        keras.callbacks.BackupAndRestore state
+    backup/                        the state after the last finished epoch (RunBackup)
     logs/train, logs/validation    TensorBoard; logs/history.json: every epoch's logs
     model/                         the final TrainedModel folder: the best
                                    weights with a validation set, else the last
@@ -21,7 +21,7 @@ Nothing is written before the whole run is checked: config, data,
 vocabulary, batches per epoch and the learning-rate schedule over them.
 
 Running ``train`` again with the same config on a run that was killed resumes
-it from the last finished epoch (``BackupAndRestore``) and ends with the same
+it from the last finished epoch (``RunBackup``) and ends with the same
 weights as an uninterrupted run: epoch ``e``'s batch order and dropout masks
 depend on the seeds and ``e`` alone (``make_training_dataset(...,
 epochs=...)``, ``EpochSeeds``). A folder whose run never finished an epoch
@@ -59,6 +59,7 @@ from keras_attention.training.callbacks import (
     EpochSummary,
     HistoryFile,
     ResumableEarlyStopping,
+    RunBackup,
     TrainingBudget,
     ValidationScores,
 )
@@ -213,7 +214,7 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
     if config.output.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(layout.logs, profile_batch=0))
     # Last, so the saved state includes everything the epoch's callbacks did.
-    callbacks.append(keras.callbacks.BackupAndRestore(layout.backup))
+    callbacks.append(RunBackup(layout.backup))
 
     if start.initial_epoch >= epochs:
         print_fn(f"all {epochs} epochs had finished; writing the model")
@@ -221,8 +222,8 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
         print_fn(f"resuming at epoch {start.initial_epoch + 1} of {epochs}")
     started = time.perf_counter()
     with train_corpus.clean_errors():
-        # BackupAndRestore starts fit at start.initial_epoch too, from the
-        # same backup/training_metadata.json.
+        # start.initial_epoch comes from backup/training_metadata.json, whose
+        # weights RunBackup restores.
         model.fit(dataset, epochs=epochs, initial_epoch=start.initial_epoch,
                   steps_per_epoch=steps_per_epoch, validation_data=validation_data,
                   callbacks=callbacks, verbose=0, shuffle=False)

@@ -14,8 +14,10 @@ from keras_attention.training import (
     EpochProgress,
     HistoryFile,
     ResumableEarlyStopping,
+    RunBackup,
     ValidationScores,
 )
+from keras_attention.training import callbacks as callbacks_module
 from keras_attention.training.callbacks import examples_markdown
 
 
@@ -197,3 +199,79 @@ def test_progress_of_long_epochs_shows_hours():
     callback.on_epoch_begin(2)
     assert callback.progress(100, 3.14159, 60.0) == (
         "epoch 3/20: step 100/10000 - loss 3.142 - 1,667 tokens/s - ETA 1h39m")
+
+
+def _weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def built_model():
+    """``small_model`` with its optimizer state built, as in a run after a step."""
+    model = small_model()
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_run_backup_restores_the_last_finished_epoch(tmp_path):
+    model = built_model()
+    backup = RunBackup(str(tmp_path / "backup"))
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    first = _weights(model)
+    model.set_weights([w + 1.0 for w in first])
+    backup.on_epoch_end(1)
+    second = _weights(model)
+    assert sorted(os.listdir(tmp_path / "backup")) == [
+        "epoch-0002.weights.h5", "training_metadata.json"]
+
+    fresh = built_model()
+    restored = RunBackup(str(tmp_path / "backup"))
+    restored.set_model(fresh)
+    restored.on_train_begin()
+    for got, want in zip(_weights(fresh), second):
+        np.testing.assert_array_equal(got, want)
+    restored.on_train_end()
+    assert not (tmp_path / "backup").exists()
+
+
+def test_run_backup_killed_between_weights_and_metadata_resumes_consistently(
+        tmp_path, monkeypatch):
+    """Keras' BackupAndRestore overwrote latest.weights.h5 before the
+    metadata: a kill between the two resumed epoch 2 on epoch 2's weights."""
+    model = built_model()
+    backup = RunBackup(str(tmp_path / "backup"))
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    first = _weights(model)
+    model.set_weights([w + 1.0 for w in first])
+
+    def killed(path, data):
+        raise KeyboardInterrupt("killed while writing the metadata")
+
+    monkeypatch.setattr(callbacks_module, "write_atomically", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    monkeypatch.undo()
+
+    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 1
+    fresh = built_model()
+    restored = RunBackup(str(tmp_path / "backup"))
+    restored.set_model(fresh)
+    restored.on_train_begin()
+    for got, want in zip(_weights(fresh), first):  # epoch 1's, as the metadata says
+        np.testing.assert_array_equal(got, want)
+
+
+def test_run_backup_reads_a_folder_keras_backup_and_restore_wrote(tmp_path):
+    model = built_model()
+    keras_backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    keras_backup.set_model(model)
+    keras_backup.on_epoch_end(0)
+    saved = _weights(model)
+    fresh = built_model()
+    restored = RunBackup(str(tmp_path / "backup"))
+    restored.set_model(fresh)
+    restored.on_train_begin()
+    for got, want in zip(_weights(fresh), saved):
+        np.testing.assert_array_equal(got, want)
