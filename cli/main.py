@@ -6,6 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 
 import click  # noqa: E402
 
+from cli.quiet_start import quiet_tensorflow_start  # noqa: E402
+
+quiet_tensorflow_start()  # and the absl lines that ignore TF_CPP_MIN_LOG_LEVEL
+
 from cli.attention import attention  # noqa: E402
 from cli.average import average  # noqa: E402
 from cli.data import data, vocab  # noqa: E402
