@@ -160,6 +160,9 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
             metrics=[MaskedAccuracy(), Perplexity()],
             jit_compile=config.training.jit_compile,
         )
+        # Built here, not in the first step: a tf.function that creates
+        # variables is traced twice (seconds of tracing at every start).
+        model.optimizer.build(model.trainable_variables)
         prepare_for_fit(model, strategy)
 
     # Everything is checked: now the run directory is written.
