@@ -5,7 +5,9 @@ import functools
 import click
 
 # Errors a user can fix from the message alone.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError, OSError)
+# ImportError: an optional dependency that is not installed (the message says how).
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, TypeError, OSError,
+               ImportError)
 DEBUG_HELP = "Show full tracebacks instead of one-line errors."
 _DEBUG = "keras_attention.debug"  # the key in click's ctx.meta, shared by every context
 

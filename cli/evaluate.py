@@ -54,8 +54,8 @@ def _decode(decoder, inputs, batch_size, output_path):
 @click.option("--hypotheses", type=click.Path(dir_okay=False), default=None,
               help="Model outputs, one per line (.gz ok).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Instead of --hypotheses: decode --source with this trained model folder "
-                   "or SavedModel.")
+              help="Instead of --hypotheses: decode --source with this trained model folder, "
+                   "SavedModel or CTranslate2 export.")
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="Inputs to decode with --model, one per line (.gz ok).")
 @click.option("--source-field", default=None, help="--source: " + FIELD_HELP)

@@ -40,8 +40,8 @@ STRATEGIES = ("greedy", "beam", "sample")
 _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
-                       "model folder (its recipe's evaluation.decoding, listed in its "
-                       "keras_attention.json), else the defaults shown.")
+                       "model folder or CTranslate2 export (its recipe's evaluation.decoding, "
+                       "listed in its keras_attention.json), else the defaults shown.")
 PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
@@ -207,14 +207,38 @@ def _undecodable(path):
     return None
 
 
+def _read_json(path):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _ctranslate2_folder(path):
+    """``path``, or its highest numbered version, when it is a CTranslate2
+    export (``model.bin`` beside a keras_attention.json of that format);
+    else ``None``. Read without TensorFlow."""
+    if not os.path.isdir(path):
+        return None
+    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()), reverse=True)
+    for folder in [path] + [os.path.join(path, str(v)) for v in versions[:1]]:
+        metadata = os.path.join(folder, "keras_attention.json")
+        if os.path.isfile(os.path.join(folder, "model.bin")) and os.path.isfile(metadata):
+            if _read_json(metadata).get("format") == "ctranslate2":
+                return folder
+    return None
+
+
 class Decoder:
-    """Text -> n-best hypotheses with a trained model folder or a SavedModel.
+    """Text -> n-best hypotheses with a trained model folder, a SavedModel or
+    a CTranslate2 export.
 
     Args:
-        model_path: a trained model folder (with ``model.keras``) or an
-            exported SavedModel (a version folder or its parent).
+        model_path: a trained model folder (with ``model.keras``), an
+            exported SavedModel or CTranslate2 folder (a version folder or
+            its parent).
         decoding: ``DecodingConfig`` fields set by flags (trained folders
-            only), over the decoding stored in the folder.
+            and CTranslate2 exports), over the decoding stored in the folder.
         truncate: cut inputs longer than the model's limit instead of
             failing (``check_lengths``; SavedModels cut them in the graph).
         jit_compile: compile the decoding with XLA (trained folders only).
@@ -228,6 +252,20 @@ class Decoder:
         self.model_path = model_path
         self.truncate = truncate
         self._generator = self._translator = None
+        ctranslate2_folder = _ctranslate2_folder(model_path)
+        if ctranslate2_folder is not None:
+            if jit_compile:
+                raise ValueError(f"--xla: '{model_path}' is a CTranslate2 export, which "
+                                 "TensorFlow does not run; drop --xla.")
+            from keras_attention.export.ctranslate2 import CTranslate2Translator
+
+            metadata = _read_json(os.path.join(ctranslate2_folder, "keras_attention.json"))
+            config = decoding_config(decoding, metadata.get("decoding"))
+            self._generator = CTranslate2Translator(ctranslate2_folder, config=config,
+                                                    truncate=truncate)
+            self.task = self._generator.task if self._generator.task in TASKS else None
+            self.max_source_length = self._generator.max_source_length
+            return
         if os.path.exists(os.path.join(model_path, "model.keras")):
             from keras_attention.decoding.text import TextGenerator
             from keras_attention.models import load_trained_model
@@ -338,8 +376,9 @@ def generation_command(name, task, summary, example):
     @click.command(name=name, help=f"{summary}\n\n{SAVED_DECODING_HELP}\n\n{example}")
     @click.option("--model", "model_path", required=True, type=click.Path(),
                   help="Trained model folder (with model.keras; a training run's is "
-                       "RUN/model) or exported SavedModel (a version folder or its parent: "
-                       "the latest version is used); not TFLite exports.")
+                       "RUN/model), exported SavedModel or CTranslate2 export (a version "
+                       "folder or its parent: the latest version is used); not TFLite "
+                       "exports.")
     @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
                   help="Text file, one input per line ('-' = stdin; .gz ok).")
@@ -382,13 +421,15 @@ def generation_command(name, task, summary, example):
 translate = generation_command(
     "translate",
     "translation",
-    "Translate sentences with a trained model folder (greedy, beam search or sampling) "
-    "or an exported SavedModel (greedy decoding in the graph).",
+    "Translate sentences with a trained model folder or a CTranslate2 export (greedy, "
+    "beam search or sampling) or an exported SavedModel (the decoding built into its "
+    "graph).",
     "\b\nExamples:\n"
     "  echo \"march fourth two thousand and one\" | \\\n"
     "    keras-attention translate --model saved_models/demo\n"
     "  keras-attention translate --model runs/de-en/model --input test.de --output test.en \\\n"
-    "    --strategy beam --beam-size 5 --length-penalty 0.6",
+    "    --strategy beam --beam-size 5 --length-penalty 0.6\n"
+    "  keras-attention translate --model ct2/de-en --input test.de --beam-size 4",
 )
 
 summarize = generation_command(

@@ -56,6 +56,33 @@ def check_source_lengths(lengths, limit, truncate, fix):
     return len(too_long)
 
 
+def source_ids(tokenizer, texts):
+    """The ids of each text (a list of int lists); a one-line error naming
+    the first input that is not a string or is empty."""
+    texts = list(texts)
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise TypeError(f"line {number} is a {type(text).__name__}, not a string.")
+        if not text.strip():
+            raise ValueError(f"line {number} is empty; remove empty lines, one input per line.")
+    ids = []
+    for start in range(0, len(texts), 1024):
+        ragged = tokenizer.tokenize(tf.constant(texts[start : start + 1024]))
+        ids.extend(row.tolist() for row in ragged.numpy())
+    return ids
+
+
+def detokenize(tokenizer, rows):
+    """Texts of id lists ``rows`` (each may end with END, then PAD)."""
+    if not rows:
+        return []
+    width = max(1, max(len(row) for row in rows))
+    batch = np.full((len(rows), width), PAD_ID, dtype=np.int32)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = row
+    return [text.decode("utf-8") for text in tokenizer.detokenize(tf.constant(batch)).numpy()]
+
+
 @dataclasses.dataclass(frozen=True)
 class Hypothesis:
     """One output: its text and score (sum of token log-probabilities; beam
@@ -143,19 +170,7 @@ class TextGenerator:
         return [len(row) for row in self._source_ids(texts)]
 
     def _source_ids(self, texts):
-        texts = list(texts)
-        for number, text in enumerate(texts, start=1):
-            if not isinstance(text, str):
-                raise TypeError(f"line {number} is a {type(text).__name__}, not a string.")
-            if not text.strip():
-                raise ValueError(
-                    f"line {number} is empty; remove empty lines, one input per line."
-                )
-        ids = []
-        for start in range(0, len(texts), 1024):
-            ragged = self.source_tokenizer.tokenize(tf.constant(texts[start : start + 1024]))
-            ids.extend(row.tolist() for row in ragged.numpy())
-        return ids
+        return source_ids(self.source_tokenizer, texts)
 
     def _padded_batch(self, rows, batch_size):
         """``(batch_size, bucketed length)`` int32 ids; missing rows repeat

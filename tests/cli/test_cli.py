@@ -141,7 +141,8 @@ def test_usage_errors_come_before_tensorflow_is_imported(tmp_path):
         ("vocab", "--tsv", "x.tsv", "--type", "word", "--normalization", "NFKC", "--output",
          "v.txt"): (1, "Error: --normalization is not available for --type word."),
         ("export", "--model", "m", "--output", "o", "--quantize", "dynamic"):
-            (2, "Error: --quantize applies to --format tflite; drop it or add --format tflite."),
+            (2, "Error: --quantize applies to --format tflite or ctranslate2; drop it or add "
+                "--format tflite / --format ctranslate2."),
         ("export", "--model", "m", "--output", "o", "--format", "tflite", "--n-best", "2"):
             (2, "Error: --format tflite returns one output per input; drop --n-best or use "
                 "--format saved_model (its n_best signature)."),

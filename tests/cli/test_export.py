@@ -114,8 +114,15 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
      "the source tokenizer is a WordTokenizer: no TFLite kernel can run it, so there is no "
      "string -> string TFLite model; export the ids -> ids model (--io ids) and tokenize in "
      "the app with the folder's source.json tokenizer."),
-    (["--format", "tflite", "--quantize", "int4"], 2,
-     "'int4' is not one of 'none', 'float16', 'dynamic', 'int8'"),
+    (["--format", "tflite", "--quantize", "int16"], 2,
+     "--quantize int16 is not a tflite quantization; choose one of none, float16, dynamic, "
+     "int8."),
+    (["--format", "ctranslate2", "--quantize", "dynamic"], 2,
+     "--quantize dynamic is not a ctranslate2 quantization; choose one of none, int8, "
+     "int8_float32, int16, float16, bfloat16."),
+    (["--format", "ctranslate2", "--max-batch-size", "8"], 2,
+     "--max-batch-size applies to SavedModels"),
+    (["--format", "ctranslate2", "--io", "ids"], 2, "--io applies to --format tflite"),
     (["--format", "tflite", "--max-length", "40"], 1,
      "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])
@@ -236,3 +243,37 @@ def test_length_penalty_must_be_finite(tmp_path, value):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
         f"Error: Invalid value for '--length-penalty': {value} is not a finite number.")
+
+
+def test_export_ctranslate2_then_translate_and_evaluate_with_it(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    output = str(tmp_path / "ct2")
+    result = invoke("export", "--model", folder, "--output", output, "--format", "ctranslate2",
+                    "--beam-size", "3", "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    path = os.path.join(output, "1")
+    assert (f"exported CTranslate2 model (translation, quantize none; decoding beam stored, "
+            f"flags of translate override it) to {path}") in result.output
+    assert "CTranslate2: same outputs as the in-memory model on 2 of 2 probe(s)" in result.output
+    with open(os.path.join(path, "keras_attention.json")) as f:
+        assert json.load(f)["decoding"] == {"strategy": "beam", "beam_size": 3}
+
+    sources = [source for source, _ in date_pairs(40, seed=79)]
+    source_file = tmp_path / "src.txt"
+    source_file.write_text("\n".join(sources) + "\n")
+    for flags, config in (([], DecodingConfig(strategy="beam", beam_size=3)),
+                          (["--strategy", "greedy"], DecodingConfig())):
+        translated = invoke("translate", "--model", output, "--input", str(source_file), *flags)
+        assert translated.exit_code == 0, translated.output
+        assert translated.stdout.splitlines() == TextGenerator(trained, config=config).best(
+            sources)
+    references = tmp_path / "ref.txt"
+    references.write_text("\n".join(TextGenerator(trained).best(sources)) + "\n")
+    scored = invoke("evaluate", "--model", output, "--strategy", "greedy", "--source",
+                    str(source_file), "--references", str(references), "--metric", "exact")
+    assert scored.exit_code == 0, scored.output
+    assert "exact match = 100.00" in scored.stdout
+    refused = invoke("translate", "--model", output, "--xla", input="x\n")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (f"Error: --xla: '{output}' is a CTranslate2 export, "
+                                      "which TensorFlow does not run; drop --xla.")
