@@ -21,6 +21,9 @@ Every decode call is a ``tf.function`` (``jit_compile=False`` except
 ``cached_xla``), traced (and compiled) once before timing; the figure is the best of ``--repeats`` timed calls.
 
     python benchmarks/decode_speed.py [--quick] [--repeats 2]
+
+Real text and CTranslate2 on the same trained weights:
+``benchmarks/decode_speed_text.py --model RUN/model``.
 """
 
 import argparse

@@ -1,0 +1,167 @@
+"""Decoding speed on real text: ours vs CTranslate2 on the same weights; prints JSON.
+
+The real-text mode of ``decode_speed.py``. For a trained model folder and a
+test set (default: Multi30k test2016 en->de, 1,000 sentences), in one run:
+
+- ``ours``: ``TextGenerator`` (one ``tf.function`` per batch shape);
+- ``ours_xla``: the same compiled with XLA (``--xla``);
+- ``saved_model``: the string-in/string-out export (``SavedModelTranslator``),
+  exported for each search into a temporary folder;
+- ``ctranslate2_fp32`` / ``ctranslate2_int8``: ``export_ctranslate2`` of the
+  same weights (``--quantize none`` / ``int8``), decoded by
+  ``CTranslate2Translator`` with our tokenizers on ``--threads`` threads;
+
+each with greedy search and beam search (``--beam-size``, length penalty
+0.6), at batch 32 over the first ``--sentences`` test sentences and at
+batch 1 over the first ``--batch1-sentences``. Every figure is warm: each
+batch is decoded once untimed first (tracing, XLA compilation), then the
+whole set is timed once. Reported per path: sentences/s, ms/sentence,
+sacreBLEU against the references and how many outputs equal ``ours``; and
+the ratios ``ours / ctranslate2_fp32`` (sentences/s), with the machine's
+float32 matmul peak measured in the same run.
+
+    python benchmarks/decode_speed_text.py --model runs/m30k/model \\
+        [--source ../shared/data/multi30k/test_2016_flickr.en.gz \\
+         --references ../shared/data/multi30k/test_2016_flickr.de.gz] \\
+        [--sentences 1000] [--batch1-sentences 100] [--paths ours ctranslate2_fp32] [--quick]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+from export import DEFAULT_REFERENCES, DEFAULT_SOURCE, read_lines, timed  # noqa: E402
+from keras_attention.decoding import DecodingConfig  # noqa: E402
+from keras_attention.decoding.text import TextGenerator  # noqa: E402
+from keras_attention.evaluation.metrics import bleu  # noqa: E402
+from keras_attention.export import (  # noqa: E402
+    SavedModelTranslator,
+    TextToTextModule,
+    export_saved_model,
+)
+from keras_attention.export.ctranslate2 import (  # noqa: E402
+    CTranslate2Translator,
+    export_ctranslate2,
+)
+from keras_attention.models.saving import load_trained_model  # noqa: E402
+
+PATHS = ("ours", "ours_xla", "saved_model", "ctranslate2_fp32", "ctranslate2_int8")
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def matmul_gflops(size=2048, repeats=5):
+    """Best float32 GFLOP/s of a ``size``-square matmul (the machine's peak, as a reference)."""
+    a = tf.random.normal((size, size))
+    (a @ a).numpy()
+    best = min(_seconds(lambda: (a @ a).numpy()) for _ in range(repeats))
+    return round(2 * size**3 / best / 1e9, 1)
+
+
+def _seconds(function):
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def decoders(trained, config, paths, folder, threads):
+    """``name -> translate(texts) -> texts`` for the requested ``paths``."""
+    def generator(jit_compile):
+        generator = TextGenerator(trained, config=config, truncate=True, jit_compile=jit_compile)
+        return lambda texts: [h[0].text for h in generator.generate(texts, len(texts))]
+
+    def saved_model():
+        module = TextToTextModule(trained.model, trained.source_tokenizer,
+                                  trained.target_tokenizer, config=config, max_batch_size=64)
+        path = export_saved_model(module, os.path.join(folder, f"sm_{config.strategy}"))
+        translator = SavedModelTranslator(path)
+        return lambda texts: translator(texts, len(texts))
+
+    def ctranslate2(quantization):
+        path = os.path.join(folder, f"ct2_{quantization}")
+        if not os.path.exists(path):
+            export_ctranslate2(trained, path, quantization=quantization)
+        translator = CTranslate2Translator(path, config=config, truncate=True,
+                                           intra_threads=threads)
+        return lambda texts: [h[0].text for h in translator.generate(texts, len(texts))]
+
+    makers = {"ours": lambda: generator(False), "ours_xla": lambda: generator(True),
+              "saved_model": saved_model, "ctranslate2_fp32": lambda: ctranslate2("none"),
+              "ctranslate2_int8": lambda: ctranslate2("int8")}
+    return {name: makers[name]() for name in paths}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="trained model folder (RUN/model)")
+    parser.add_argument("--source", default=DEFAULT_SOURCE)
+    parser.add_argument("--references", default=DEFAULT_REFERENCES)
+    parser.add_argument("--sentences", type=int, default=1000, help="sentences at batch 32")
+    parser.add_argument("--batch1-sentences", type=int, default=100,
+                        help="sentences at batch 1 (0: skip batch 1)")
+    parser.add_argument("--beam-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CTranslate2 intra-op threads (TensorFlow uses every core)")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    parser.add_argument("--quick", action="store_true", help="smoke run: 16 sentences, 4 at batch 1")
+    args = parser.parse_args()
+    if args.quick:
+        args.sentences, args.batch1_sentences = 16, 4
+    trained = load_trained_model(args.model)
+    sources = read_lines(args.source, args.sentences)
+    references = read_lines(args.references, args.sentences)
+    report = {
+        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "matmul_fp32_gflops": matmul_gflops(), "tensorflow": tf.__version__,
+        "model": os.path.abspath(args.model),
+        "parameters": trained.model.count_params(),
+        "precision": trained.model.dtype_policy.name, "sentences": len(sources),
+        "ctranslate2_threads": args.threads,
+        "timing": "warm: every batch decoded once untimed, then the whole set timed once",
+        "results": [],
+    }
+    searches = {"greedy": DecodingConfig(),
+                f"beam{args.beam_size}": DecodingConfig(strategy="beam",
+                                                        beam_size=args.beam_size)}
+    with tempfile.TemporaryDirectory() as folder:
+        for search, config in searches.items():
+            paths = decoders(trained, config, args.paths, folder, args.threads)
+            for batch, count in ((32, len(sources)), (1, args.batch1_sentences)):
+                if count == 0:
+                    continue
+                row = {"search": search, "batch": batch, "sentences": count}
+                outputs, speed = {}, {}
+                for name, translate in paths.items():
+                    started = time.perf_counter()
+                    ms, outputs[name] = timed(translate, sources[:count], batch)
+                    speed[name] = 1000.0 / ms
+                    row[name] = {
+                        "sentences_per_s": round(speed[name], 2),
+                        "ms_per_sentence": round(ms, 2),
+                        "bleu": round(bleu(outputs[name], references[:count]).score, 2),
+                    }
+                    if "ours" in outputs:
+                        row[name]["same_as_ours"] = sum(
+                            a == b for a, b in zip(outputs[name], outputs["ours"]))
+                    progress(f"{search} batch {batch} {name}: {speed[name]:.1f} sentences/s "
+                             f"({time.perf_counter() - started:.0f}s with warm-up)")
+                for name in ("ours", "ours_xla", "saved_model"):
+                    if name in speed and "ctranslate2_fp32" in speed:
+                        row[f"{name}_over_ctranslate2_fp32"] = round(
+                            speed[name] / speed["ctranslate2_fp32"], 3)
+                report["results"].append(row)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
