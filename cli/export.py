@@ -229,16 +229,8 @@ def _export_ctranslate2(model_path, folder, overwrite, decoding, quantize, probe
         probes = list(probes)
         outputs = [h[0].text for h in CTranslate2Translator(path, config=config).generate(probes)]
         expected = TextGenerator(trained, config=config).best(probes)
-        same = sum(a == b for a, b in zip(outputs, expected))
-        if quantize == "none" and same < len(probes):
-            raise click.ClickException(
-                f"the CTranslate2 model disagrees with the in-memory model on "
-                f"{len(probes) - same} of {len(probes)} probe(s); report this with the "
-                "model folder.")
-        click.echo(f"CTranslate2: same outputs as the in-memory model on {same} of "
-                   f"{len(probes)} probe(s)")
-        for probe, output in zip(probes, outputs):
-            click.echo(f"  {probe!r} -> {output!r}")
+        _report_probes("the CTranslate2 model", "CTranslate2", probes, outputs, expected,
+                       exact=quantize == "none")
     click.echo(f"Decode with it: keras-attention translate --model {path} --input FILE")
 
 
@@ -264,13 +256,20 @@ def _export_tflite(model_path, folder, overwrite, config, search, quantize, tfli
                f"{os.path.getsize(path)} bytes) to {path}")
     if probes:
         outputs, expected = compare_text_with_model(trained, path, list(probes), **search)
-        same = sum(a == b for a, b in zip(outputs, expected))
-        if quantize == "none" and same < len(probes):
-            raise click.ClickException(
-                f"the TFLite model disagrees with the in-memory model on "
-                f"{len(probes) - same} of {len(probes)} probe(s); report this with the "
-                "model folder.")
-        click.echo(f"TFLite interpreter: same outputs as the in-memory model on {same} "
-                   f"of {len(probes)} probe(s)")
-        for probe, output in zip(probes, outputs):
-            click.echo(f"  {probe!r} -> {output!r}")
+        _report_probes("the TFLite model", "TFLite interpreter", list(probes), outputs,
+                       expected, exact=quantize == "none")
+
+
+def _report_probes(model, runner, probes, outputs, expected, exact):
+    """Print how many probe ``outputs`` equal the in-memory model's
+    ``expected`` ones, then each probe's output; with ``exact`` (float32
+    weights) a difference is an error."""
+    same = sum(a == b for a, b in zip(outputs, expected))
+    if exact and same < len(probes):
+        raise click.ClickException(
+            f"{model} disagrees with the in-memory model on {len(probes) - same} of "
+            f"{len(probes)} probe(s); report this with the model folder.")
+    click.echo(f"{runner}: same outputs as the in-memory model on {same} of "
+               f"{len(probes)} probe(s)")
+    for probe, output in zip(probes, outputs):
+        click.echo(f"  {probe!r} -> {output!r}")
