@@ -16,7 +16,8 @@ each with greedy search and beam search (``--beam-size``, length penalty
 batch 1 over the first ``--batch1-sentences``. Every figure is warm: each
 batch is decoded once untimed first (tracing, XLA compilation), then the
 whole set is timed once. Reported per path: sentences/s, ms/sentence,
-sacreBLEU against the references and how many outputs equal ``ours``; and
+sacreBLEU against the references, words per output and how many outputs
+equal ``ours``; and
 the ratios ``ours / ctranslate2_fp32`` (sentences/s), with the machine's
 float32 matmul peak measured in the same run.
 
@@ -149,6 +150,8 @@ def main():
                         "sentences_per_s": round(speed[name], 2),
                         "ms_per_sentence": round(ms, 2),
                         "bleu": round(bleu(outputs[name], references[:count]).score, 2),
+                        "words_per_output": round(
+                            sum(len(o.split()) for o in outputs[name]) / count, 1),
                     }
                     if "ours" in outputs:
                         row[name]["same_as_ours"] = sum(
