@@ -52,7 +52,7 @@ class CachedSteps:
         return self.model.decode_step(tokens, state, index)
 
     def reorder(self, state, rows):
-        return dict(state, self_attention=ops.take(state["self_attention"], rows, axis=0))
+        return dict(state, self_attention=gather_rows(state["self_attention"], rows))
 
 
 class UncachedSteps:
