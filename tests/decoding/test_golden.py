@@ -1,6 +1,7 @@
 """``generate`` pinned to recorded outputs: ids (exact) and scores of greedy
 search, beam search and sampling on two small fixed-weight Transformers
-(post-norm; pre-norm with tied embeddings and the copy mechanism).
+(post-norm; pre-norm with tied embeddings and the copy mechanism), and long
+outputs (up to 63 tokens: the decoding state grows in several windows).
 
 The golden file ``golden_generate.json`` holds the outputs of the decoding
 code before the decoding-speed changes (commit 17b03fb); a faster decoding
@@ -25,10 +26,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axi
 GOLDEN_FILE = os.path.join(os.path.dirname(__file__), "golden_generate.json")
 VOCAB, MAX_LENGTH = 24, 14
 SOURCES = [[5, 6, 7, 8, 9, 10, 11], [12, 4, 17], [19, 3, 8, 8, 5], [7], [22, 21, 20, 4, 4, 9]]
+COPY = {"normalize_first": True, "share_embeddings": True, "tie_output_embeddings": True,
+        "copy_attention": True}
+# Name: (config changes, max_sequence_length, decoding configs).
+LONG = 64
 MODELS = {
-    "post_norm": {},
-    "pre_norm_copy": {"normalize_first": True, "share_embeddings": True,
-                      "tie_output_embeddings": True, "copy_attention": True},
+    "post_norm": ({}, MAX_LENGTH, "short"),
+    "pre_norm_copy": (COPY, MAX_LENGTH, "short"),
+    "post_norm_long": ({}, LONG, "long"),
+    "pre_norm_copy_long": (COPY, LONG, "long"),
 }
 CONFIGS = {
     "greedy": DecodingConfig(),
@@ -40,14 +46,23 @@ CONFIGS = {
                                      max_length_offset=2),
     "sample": DecodingConfig(strategy="sample", n_best=2, seed=3, top_k=10),
 }
+LONG_CONFIGS = {
+    "greedy": DecodingConfig(),
+    "greedy_min_length": DecodingConfig(min_length=50),
+    "beam": DecodingConfig(strategy="beam", beam_size=3, n_best=2, min_length=40),
+    "beam_ratio": DecodingConfig(strategy="beam", beam_size=2, max_length_ratio=3.0,
+                                 max_length_offset=5, min_length=12),
+    "sample": DecodingConfig(strategy="sample", n_best=2, seed=3, top_k=10),
+}
 
 
-def fixed_model(changes):
+def fixed_model(changes, max_sequence_length):
     """A tiny Transformer whose weights are drawn with NumPy (not Keras's
     initializers), normal with standard deviation 0.4: varied outputs."""
     model = Transformer.from_preset(
         "tiny", encoder_vocabulary_size=VOCAB, decoder_vocabulary_size=VOCAB,
-        max_sequence_length=MAX_LENGTH, num_encoder_layers=1, num_decoder_layers=2, **changes)
+        max_sequence_length=max_sequence_length, num_encoder_layers=1, num_decoder_layers=2,
+        **changes)
     rng = np.random.default_rng(5)
     for weight in model.weights:
         weight.assign(rng.normal(0.0, 0.4, weight.shape).astype("float32"))
@@ -61,9 +76,10 @@ def sources():
 
 def outputs(model_name):
     """``{config name: (ids, scores)}`` as lists, for one model."""
-    model = fixed_model(MODELS[model_name])
+    changes, max_sequence_length, configs = MODELS[model_name]
+    model = fixed_model(changes, max_sequence_length)
     results = {}
-    for name, config in CONFIGS.items():
+    for name, config in (CONFIGS if configs == "short" else LONG_CONFIGS).items():
         generation = generate(model, sources(), config)
         results[name] = (np.asarray(generation.ids).tolist(),
                          np.round(np.asarray(generation.scores), 5).tolist())
