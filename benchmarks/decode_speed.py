@@ -17,6 +17,12 @@ Compared in the same run:
   ``TransformerDecoder``) with keras-hub's own key/value cache path and no
   stop token (so it also generates ``length`` tokens).
 
+With ``--buffer N`` our configurations decode with ``max_length=N`` (the
+default of a model with ``max_sequence_length=N + 1``, e.g. 127 for the
+Multi30k recipe) and ``length`` tokens are forced with a per-sentence limit
+(``max_length_ratio``), as when real sentences end long before the longest
+output allowed; keras-hub still generates ``length`` tokens.
+
 Every decode call is a ``tf.function`` (``jit_compile=False`` except
 ``cached_xla``), traced (and compiled) once before timing; the figure is the best of ``--repeats`` timed calls.
 
@@ -153,9 +159,13 @@ def figures(seconds, batch):
             "ms_per_sentence": round(1000 * seconds / batch, 2)}
 
 
-def ours(model, steps, strategy, length, jit_compile=False):
+def ours(model, steps, strategy, length, jit_compile=False, buffer=None):
     config = DecodingConfig(strategy=strategy, beam_size=BEAMS, max_length=length,
                             min_length=length - 1)
+    if buffer is not None:
+        # Every source has SOURCE_LENGTH tokens: the limit is length for all.
+        config = config.replace(max_length=buffer, max_length_ratio=1.0,
+                                max_length_offset=length - SOURCE_LENGTH)
     return tf.function(lambda source: generate(model, source, config, steps=steps).ids,
                        jit_compile=jit_compile)
 
@@ -173,6 +183,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per configuration")
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--buffer", type=int, default=None,
+                        help="decode with max_length BUFFER, ending each output after "
+                             "length tokens (lengths >= 20, <= BUFFER)")
     parser.add_argument("--uncached-limit", type=int, default=32 * 4 * 64 * 64,
                         help="skip uncached runs with rows * length**2 above this (their "
                              "cost is quadratic: beam 4 at batch 32 and 128 tokens takes "
@@ -184,7 +197,8 @@ def main():
     keras.utils.set_random_seed(0)
     config = get_preset("small", encoder_vocabulary_size=VOCABULARY,
                         decoder_vocabulary_size=VOCABULARY,
-                        max_sequence_length=max(max(lengths) + 1, SOURCE_LENGTH))
+                        max_sequence_length=max(max(lengths) + 1, SOURCE_LENGTH,
+                                                (args.buffer or 0) + 1))
     model = Transformer(config)
     hub_model = KerasHubSeq2Seq(config)
     rng = np.random.default_rng(0)
@@ -198,11 +212,14 @@ def main():
             source = tf.constant(rng.integers(4, VOCABULARY, (batch, SOURCE_LENGTH)), tf.int32)
             for strategy in ("greedy", "beam"):
                 row = {"strategy": strategy if strategy == "greedy" else f"beam{BEAMS}",
-                       "batch": batch, "length": length}
-                runs = {"cached": ours(model, cached_steps(model), strategy, length),
+                       "batch": batch, "length": length, "buffer": args.buffer or length}
+                buffer = args.buffer
+                runs = {"cached": ours(model, cached_steps(model), strategy, length,
+                                       buffer=buffer),
                         "cached_xla": ours(model, cached_steps(model), strategy, length,
-                                           jit_compile=True),
-                        "uncached": ours(model, uncached_steps(model), strategy, length),
+                                           jit_compile=True, buffer=buffer),
+                        "uncached": ours(model, uncached_steps(model), strategy, length,
+                                         buffer=buffer),
                         "keras_hub": keras_hubs(hub_model, strategy, length)}
                 rows = batch * (1 if strategy == "greedy" else BEAMS)
                 if rows * length**2 > args.uncached_limit:

@@ -17,7 +17,7 @@ maximum length.
 
 from keras import ops
 
-from keras_attention.decoding.cache import gather_rows, tile_rows
+from keras_attention.decoding.cache import gather_rows, tile_rows, while_loop_in_windows
 from keras_attention.decoding.processors import NEG_INF, LogSoftmax, apply_processors
 
 
@@ -38,6 +38,7 @@ def beam_search(
     n_best=1,
     processors=(LogSoftmax(),),
     reorder_fn=gather_rows,
+    resize_fn=None,
 ):
     """Beam search over ``next_fn``.
 
@@ -56,6 +57,8 @@ def beam_search(
             (per-row tensors in them must be repeated per beam).
         reorder_fn: ``reorder_fn(cache, rows) -> cache`` keeping ``rows``
             (default: gather every tensor).
+        resize_fn: ``resize_fn(cache, length) -> cache``: run the loop in
+            windows of growing cache length (as ``token_search``).
 
     Returns:
         ``tokens``: ``(batch, n_best, max_length)`` ids, START first, END
@@ -134,10 +137,14 @@ def beam_search(
         finished_tokens = gather_beams(merged_tokens, ops.cast(keep, "int32"))
         return index + 1, alive_tokens, alive_log_probs, finished_tokens, finished_scores, cache
 
-    index, alive_tokens, alive_log_probs, finished_tokens, finished_scores, _ = ops.while_loop(
-        cond,
-        body,
-        (0, alive_tokens, alive_log_probs, finished_tokens, finished_scores, cache),
+    index, alive_tokens, alive_log_probs, finished_tokens, finished_scores, _ = (
+        while_loop_in_windows(
+            cond,
+            body,
+            (0, alive_tokens, alive_log_probs, finished_tokens, finished_scores, cache),
+            max_length,
+            resize_fn,
+        )
     )
     # Hypotheses that never ended (max_length reached without a forced END)
     # fill the places no finished one took; on ties finished ones come first.

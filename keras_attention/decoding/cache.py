@@ -2,13 +2,24 @@
 (full recomputation) step, and the row operations beam search and sampling
 need (tile each sentence's state, reorder rows).
 
-A *steps* object has three methods, all plain ``keras.ops`` on fixed shapes:
+A *steps* object has four methods, all plain ``keras.ops`` on fixed shapes:
 
 - ``start(source_ids, length) -> state``: encode once and build the state for
   ``length`` target positions (START included);
 - ``next(tokens (rows, 1), state, index) -> (float32 logits (rows, 1, vocabulary),
   state)``: one decoding step for the token at position ``index``;
-- ``reorder(state, rows) -> state``: keep the rows ``rows`` (beam search).
+- ``reorder(state, rows) -> state``: keep the rows ``rows`` (beam search);
+- ``resize(state, length) -> state``: the state for ``length`` target
+  positions, those decoded so far kept (the ``resize_fn`` of the search loops).
+
+The search loops run in *windows* (``window_lengths``): the state starts
+with room for the first ``FIRST_WINDOW`` positions and doubles whenever the
+decoded positions fill it, so a step attends over (and copies) a cache about
+as long as what was decoded, not one of the longest possible output; a batch
+whose outputs all end early never grows it. Each window is its own
+``while_loop`` over fixed shapes (SavedModel, XLA and TFLite friendly); the
+positions past the decoded ones are masked, so the outputs are those of one
+loop over the full length.
 
 ``cached_steps(model)`` is the one to decode with; ``uncached_steps(model)``
 recomputes ``model.decode`` over the whole fixed-size token buffer at each
@@ -17,6 +28,9 @@ benchmark. ``generate(..., steps=...)`` takes either.
 """
 
 from keras import ops, tree
+
+# Positions the decoding state has room for at first; it doubles from there.
+FIRST_WINDOW = 16
 
 
 def tile_rows(state, count):
@@ -28,6 +42,49 @@ def tile_rows(state, count):
 def gather_rows(state, rows):
     """Rows ``rows`` of every tensor in ``state``."""
     return tree.map_structure(lambda x: ops.take(x, rows, axis=0), state)
+
+
+def window_lengths(length, first=FIRST_WINDOW):
+    """State lengths of the decoding loop's windows: ``first``, doubling,
+    ending with ``length`` (``[length]`` when ``length < 2 * first``):
+    ``[16, 32, 64, 128]`` for 128, ``[16, 32, 100]`` for 100."""
+    lengths = []
+    window = first
+    while 2 * window <= length:
+        lengths.append(window)
+        window *= 2
+    return lengths + [length]
+
+
+def while_loop_in_windows(cond, body, loop_vars, length, resize_fn=None):
+    """``ops.while_loop(cond, body, loop_vars)`` with the state grown in windows.
+
+    ``loop_vars`` is ``(index, ..., state)``: the position first, the
+    decoding state last. With ``resize_fn(state, window)`` the loop runs
+    once per ``window_lengths(length)``, each while ``index < window``, the
+    state resized to the window before it (``length`` is its final length);
+    without, one loop on the state as given.
+    """
+    if resize_fn is None:
+        return ops.while_loop(cond, body, loop_vars)
+    for window in window_lengths(length):
+        loop_vars = (*loop_vars[:-1], resize_fn(loop_vars[-1], window))
+
+        def window_cond(*values, window=window):
+            return ops.logical_and(values[0] < window, cond(*values))
+
+        loop_vars = tuple(ops.while_loop(window_cond, body, loop_vars))
+    return loop_vars
+
+
+def resize_axis(x, axis, length):
+    """``x`` cut or zero-padded to ``length`` along ``axis`` (a static size)."""
+    size = x.shape[axis]
+    if size >= length:
+        return x[(slice(None),) * axis + (slice(0, length),)] if size > length else x
+    padding = [[0, 0]] * len(x.shape)
+    padding[axis] = [0, length - size]
+    return ops.pad(x, padding)
 
 
 class CachedSteps:
@@ -52,7 +109,13 @@ class CachedSteps:
         return self.model.decode_step(tokens, state, index)
 
     def reorder(self, state, rows):
-        return dict(state, self_attention=ops.take(state["self_attention"], rows, axis=0))
+        return dict(state, self_attention=gather_rows(state["self_attention"], rows))
+
+    def resize(self, state, length):
+        """Room for ``length`` positions in every self-attention key/value
+        tensor ``(rows, heads, length, head_dim)``."""
+        resized = tree.map_structure(lambda x: resize_axis(x, 2, length), state["self_attention"])
+        return dict(state, self_attention=resized)
 
 
 class UncachedSteps:
@@ -90,6 +153,10 @@ class UncachedSteps:
 
     def reorder(self, state, rows):
         return dict(state, tokens=ops.take(state["tokens"], rows, axis=0))
+
+    def resize(self, state, length):
+        """A token buffer of ``length`` positions (PAD after the decoded ones)."""
+        return dict(state, tokens=resize_axis(state["tokens"], 1, length))
 
 
 def cached_steps(model):

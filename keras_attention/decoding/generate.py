@@ -16,7 +16,7 @@ from keras import ops
 
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 from keras_attention.decoding.beam import beam_search
-from keras_attention.decoding.cache import cached_steps, tile_rows
+from keras_attention.decoding.cache import cached_steps, tile_rows, window_lengths
 from keras_attention.decoding.greedy import argmax_pick, token_search
 from keras_attention.decoding.processors import decoding_processors, sampling_warpers
 from keras_attention.decoding.sampling import sample_search
@@ -169,7 +169,7 @@ def sentence_limits(source_ids, config, length):
 def _greedy(steps, start, state, total, limits, config):
     tokens, scores = token_search(
         steps.next, argmax_pick, start, state, total, END_ID, PAD_ID,
-        decoding_processors(config, limits, END_ID),
+        decoding_processors(config, limits, END_ID), steps.resize,
     )
     return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
 
@@ -182,6 +182,7 @@ def _beam(steps, start, state, total, limits, config):
         n_best=config.n_best,
         processors=decoding_processors(config, tile_rows(limits, config.beam_size), END_ID),
         reorder_fn=steps.reorder,
+        resize_fn=steps.resize,
     )
 
 
@@ -193,6 +194,7 @@ def _sample(steps, start, state, total, limits, config):
         seed=seed,
         processors=decoding_processors(config, tile_rows(limits, config.n_best), END_ID),
         warpers=sampling_warpers(config),
+        resize_fn=steps.resize,
     )
 
 
@@ -217,7 +219,8 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None):
     source_ids = ops.cast(source_ids, "int32")
     length = output_length(model, config)
     limits = sentence_limits(source_ids, config, length)
-    state = steps.start(source_ids, length + 1)
+    # Room for the first window only: the search grows the state as needed.
+    state = steps.start(source_ids, window_lengths(length + 1)[0])
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
     tokens, scores = _RUNNERS[config.strategy](steps, start, state, length + 1, limits, config)
     return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))

@@ -12,6 +12,7 @@ same code runs eagerly, inside ``tf.function`` and in exported graphs.
 
 from keras import ops
 
+from keras_attention.decoding.cache import while_loop_in_windows
 from keras_attention.decoding.processors import LogSoftmax, apply_processors
 
 
@@ -21,7 +22,15 @@ def argmax_pick(scores, tokens, index):
 
 
 def token_search(
-    next_fn, pick, start_tokens, cache, max_length, end_id, pad_id=0, processors=(LogSoftmax(),)
+    next_fn,
+    pick,
+    start_tokens,
+    cache,
+    max_length,
+    end_id,
+    pad_id=0,
+    processors=(LogSoftmax(),),
+    resize_fn=None,
 ):
     """Decode one token per step with ``pick`` until every sequence has ended.
 
@@ -32,12 +41,18 @@ def token_search(
         pick: ``pick(scores (rows, vocabulary), tokens, index) -> (rows,)``
             int32 ids (``tokens`` and ``index`` as for the processors).
         start_tokens: ``(rows,)`` ids placed at position 0 (usually START).
-        cache: state passed to ``next_fn``; its shapes must not change.
+        cache: state passed to ``next_fn``; its shapes must not change
+            (but see ``resize_fn``).
         max_length: total length of the output including the start token.
         end_id: id that ends a sequence; later positions are ``pad_id``.
         pad_id: filler id after the end.
         processors: logit processors (``processors.py``); the default only
             turns logits into log-probabilities.
+        resize_fn: ``resize_fn(cache, length) -> cache`` with room for
+            ``length`` positions (``cache.py``'s ``resize``): the loop then
+            runs in windows of growing length (``while_loop_in_windows``),
+            ending with ``max_length``. Without it, ``cache`` must have room
+            for ``max_length`` positions from the start.
 
     Returns:
         ``tokens``: ``(rows, max_length)`` ids - the start token, the
@@ -57,10 +72,10 @@ def token_search(
     done = ops.zeros((rows,), dtype="bool")
     scores = ops.zeros((rows,), dtype="float32")
 
-    def cond(index, tokens, scores, cache, done):
+    def cond(index, tokens, scores, done, cache):
         return ops.logical_and(index < max_length - 1, ops.logical_not(ops.all(done)))
 
-    def body(index, tokens, scores, cache, done):
+    def body(index, tokens, scores, done, cache):
         current = ops.slice(tokens, (0, index), (rows, 1))
         logits, cache = next_fn(current, cache, index)
         step_scores = apply_processors(processors, logits[:, -1, :], tokens, index)
@@ -69,9 +84,11 @@ def token_search(
         chosen = ops.where(done, pad_id, chosen)
         scores = scores + ops.where(done, 0.0, chosen_score)
         tokens = ops.slice_update(tokens, (0, index + 1), ops.expand_dims(chosen, 1))
-        return index + 1, tokens, scores, cache, ops.logical_or(done, chosen == end_id)
+        return index + 1, tokens, scores, ops.logical_or(done, chosen == end_id), cache
 
-    _, tokens, scores, _, _ = ops.while_loop(cond, body, (0, tokens, scores, cache, done))
+    _, tokens, scores, _, _ = while_loop_in_windows(
+        cond, body, (0, tokens, scores, done, cache), max_length, resize_fn
+    )
     return tokens, scores
 
 

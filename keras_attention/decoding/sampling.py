@@ -41,6 +41,7 @@ def sample_search(
     seed=0,
     processors=(LogSoftmax(),),
     warpers=(),
+    resize_fn=None,
 ):
     """Draw ``num_samples`` independent sequences per sentence.
 
@@ -55,6 +56,7 @@ def sample_search(
             the scores are the sums of their outputs for the drawn tokens.
         warpers: processors applied to the scores for the draw only
             (``Temperature``, ``TopK``, ``TopP``).
+        resize_fn: as ``token_search``.
 
     Returns:
         ``tokens`` ``(batch, num_samples, max_length)`` (START first) and
@@ -71,6 +73,7 @@ def sample_search(
         end_id,
         pad_id,
         processors,
+        resize_fn,
     )
     scores = ops.reshape(scores, (batch, num_samples))
     tokens = ops.reshape(tokens, (batch, num_samples, max_length))

@@ -33,9 +33,10 @@ crashes (segmentation fault) on the decoding ``WHILE`` loop. Quantized
 files may pick a different token where two are nearly tied.
 
 Runtimes: LiteRT (``ai_edge_litert``) and ``tf.lite.Interpreter``. The
-latter, like older runtimes on phones, slices at most 5-D tensors, so the
-6-D key/value cache is carried one 5-D tensor per layer (``PerLayerSteps``).
-The string -> string model (tokenizers inside) is in ``tflite_text``.
+latter, like older runtimes on phones, slices at most 5-D tensors; the
+model's key/value cache is 4-D tensors (one keys and one values tensor per
+layer), so both run the file. The string -> string model (tokenizers
+inside) is in ``tflite_text``.
 """
 
 import dataclasses
@@ -75,59 +76,6 @@ def tflite_argmax_pick(scores, tokens, index):
     """Greedy choice with TFLite's ``ARG_MAX`` (``keras.ops.argmax`` adds a
     bitwise op for signed zeros that TFLite has no kernel for)."""
     return tf.math.argmax(scores, axis=-1, output_type=tf.int32)
-
-
-# Cache entries with a layer axis: ``(batch, layers, ...)``, 6-D.
-_PER_LAYER_ENTRIES = ("self_attention", "cross_attention")
-
-
-class _LayerTuple:
-    """A tuple of per-layer tensors that reads like the 6-D cache entry it
-    replaces: ``entry[:, i]`` is layer ``i``."""
-
-    def __init__(self, layers):
-        self.layers = layers
-
-    def __getitem__(self, key):
-        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
-            raise TypeError(f"a per-layer cache entry is read as entry[:, layer], got {key!r}.")
-        return self.layers[key[1]]
-
-
-class PerLayerSteps:
-    """``cached_steps(model)`` with the 6-D cache entries (``(batch, layers,
-    2, length, heads, head_dim)``) kept as one 5-D tensor per layer.
-
-    TFLite runtimes older than LiteRT (``tf.lite.Interpreter``, and phones
-    that ship one) slice at most 5-D tensors (``STRIDED_SLICE``); the model's
-    ``decode_step`` reads layer ``i`` as ``cache[:, i]``. Given a
-    ``_LayerTuple`` there, that read is a plain pick; the new 6-D
-    self-attention cache it stacks is split back with ``UNPACK``, which
-    every runtime handles. The model's own step runs unchanged.
-    """
-
-    def __init__(self, model):
-        self.steps = cached_steps(model)
-
-    def start(self, source_ids, length):
-        state = self.steps.start(source_ids, length)
-        return {key: tuple(tf.unstack(value, axis=1)) if key in _PER_LAYER_ENTRIES else value
-                for key, value in state.items()}
-
-    def next(self, tokens, state, index):
-        cache = {key: _LayerTuple(value) if key in _PER_LAYER_ENTRIES else value
-                 for key, value in state.items()}
-        logits, new = self.steps.next(tokens, cache, index)
-        for key in _PER_LAYER_ENTRIES:
-            new[key] = state[key] if isinstance(new[key], _LayerTuple) \
-                else tuple(tf.unstack(new[key], axis=1))
-        return logits, new
-
-    def reorder(self, state, rows):
-        """Beam search's reorder: the self-attention cache follows ``rows``
-        (as ``CachedSteps.reorder``), one layer tensor at a time."""
-        layers = tuple(tf.gather(layer, rows, axis=0) for layer in state["self_attention"])
-        return dict(state, self_attention=layers)
 
 
 def _positive_int(value, name):
@@ -198,7 +146,7 @@ class SearchIdsModule(tf.Module):
     def search(self, source_ids):
         """``{"ids": (1, max_output_length) int32}`` for padded source ids."""
         length, config = self.max_output_length, self.config
-        steps = PerLayerSteps(self.model)
+        steps = cached_steps(self.model)
         state = steps.start(source_ids, length + 1)
         limits = sentence_limits(source_ids, config, length)
         start = tf.fill([1], START_ID)

@@ -38,17 +38,20 @@ class MultiHeadAttention(keras.layers.Layer):
         use_causal_mask: forbid attention to later positions.
         return_attention_scores: also return the attention probabilities
             ``(batch, num_heads, query_length, key_length)`` (float32).
-        cache: stacked keys and values ``(batch, 2, cache_length, num_heads,
-            key_dim)``. With ``cache_update_index`` the projections of
-            ``key``/``value`` are written into the cache at that index and the
-            query attends over the whole cache (incremental decoding; the
-            causal mask is offset by the index). Without it, the cache is used
-            as precomputed keys/values (see ``compute_key_value_cache``).
+        cache: a pair ``(keys, values)`` of projected keys ``(batch,
+            num_heads, cache_length, key_dim)`` and values ``(batch,
+            num_heads, cache_length, value_dim)``, heads first: the layout the
+            attention products read without a transpose. With
+            ``cache_update_index`` the projections of ``key``/``value`` are
+            written into the cache at that index and the query attends over
+            the whole cache (incremental decoding; the causal mask is offset
+            by the index). Without it, the cache is used as precomputed
+            keys/values (see ``compute_key_value_cache``).
         cache_update_index: integer position of ``query[:, 0]`` in the sequence.
 
     Returns:
         ``output``, then the attention scores if requested, then the updated
-        cache if one was given.
+        cache (a ``(keys, values)`` pair) if one was given.
     """
 
     def __init__(
@@ -123,37 +126,26 @@ class MultiHeadAttention(keras.layers.Layer):
         return x if bias is None else x + ops.cast(bias, dtype)
 
     def compute_key_value_cache(self, value, key=None):
-        """Project ``key``/``value`` once: a cache ``(batch, 2, length, heads, dim)``
-        reusable across decoding steps (for cross-attention over the encoder)."""
-        if self._value_dim != self.key_dim:
-            raise ValueError(
-                f"a key/value cache needs value_dim == key_dim, got "
-                f"value_dim={self._value_dim} and key_dim={self.key_dim}."
-            )
+        """Project ``key``/``value`` once: a cache ``(keys, values)``, each
+        ``(batch, num_heads, length, dim)``, reusable across decoding steps
+        (for cross-attention over the encoder)."""
         key = value if key is None else key
-        return ops.stack(
-            [
-                self._project(key, self._key_kernel, self._key_bias),
-                self._project(value, self._value_kernel, self._value_bias),
-            ],
-            axis=1,
+        return (
+            _heads_first(self._project(key, self._key_kernel, self._key_bias)),
+            _heads_first(self._project(value, self._value_kernel, self._value_bias)),
         )
 
     def _keys_and_values(self, value, key, cache, cache_update_index):
+        """Heads-first keys and values to attend over, and the cache to return."""
         if cache is None:
-            key = value if key is None else key
-            return (
-                self._project(key, self._key_kernel, self._key_bias),
-                self._project(value, self._value_kernel, self._value_bias),
-                None,
-            )
-        cache = ops.cast(cache, self.compute_dtype)
-        if cache_update_index is None:
-            return cache[:, 0], cache[:, 1], cache
-        update = self.compute_key_value_cache(value, key)
-        start = [0, 0, cache_update_index, 0, 0]
-        cache = ops.slice_update(cache, start, update)
-        return cache[:, 0], cache[:, 1], cache
+            return self.compute_key_value_cache(value, key), None
+        keys, values = (ops.cast(part, self.compute_dtype) for part in cache)
+        if cache_update_index is not None:
+            new_keys, new_values = self.compute_key_value_cache(value, key)
+            start = [0, 0, cache_update_index, 0]
+            keys = ops.slice_update(keys, start, new_keys)
+            values = ops.slice_update(values, start, new_values)
+        return (keys, values), (keys, values)
 
     def call(
         self,
@@ -172,11 +164,11 @@ class MultiHeadAttention(keras.layers.Layer):
             value = query
         if cache is None:
             value = query if value is None else value
-        keys, values, cache = self._keys_and_values(value, key, cache, cache_update_index)
-        queries = self._project(query, self._query_kernel, self._query_bias)
+        (keys, values), cache = self._keys_and_values(value, key, cache, cache_update_index)
+        queries = _heads_first(self._project(query, self._query_kernel, self._query_bias))
         mask = merge_padding_and_attention_mask(
             query,
-            keys,
+            keys[:, 0],  # (batch, key_length, key_dim): the mask needs its length
             padding_mask=padding_mask,
             attention_mask=attention_mask,
             use_causal_mask=use_causal_mask,
@@ -191,13 +183,15 @@ class MultiHeadAttention(keras.layers.Layer):
         return results[0] if len(results) == 1 else results
 
     def _attend(self, queries, keys, values, mask, training):
+        """Attention of heads-first ``queries`` ``(batch, heads, T, key_dim)``
+        over ``keys``/``values`` ``(batch, heads, S, dim)``."""
         queries = queries * ops.cast(self._inverse_sqrt_key_dim, queries.dtype)
-        logits = ops.cast(ops.einsum("bthk,bshk->bhts", queries, keys), "float32")
+        logits = ops.cast(ops.einsum("bhtk,bhsk->bhts", queries, keys), "float32")
         if mask is not None:
             logits = ops.where(ops.expand_dims(mask, 1), logits, _MASK_VALUE)
         scores = ops.softmax(logits, axis=-1)
         weights = self._dropout_layer(ops.cast(scores, self.compute_dtype), training=training)
-        context = ops.einsum("bhts,bshk->bthk", weights, values)
+        context = _heads_last(ops.matmul(weights, values))
         output = ops.einsum("bthk,hkd->btd", context, self._output_kernel)
         if self._output_bias is not None:
             output = output + self._output_bias
@@ -218,3 +212,13 @@ class MultiHeadAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+def _heads_first(x):
+    """``(batch, length, heads, dim) -> (batch, heads, length, dim)``."""
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def _heads_last(x):
+    """``(batch, heads, length, dim) -> (batch, length, heads, dim)``."""
+    return ops.transpose(x, (0, 2, 1, 3))

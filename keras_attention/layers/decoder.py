@@ -18,9 +18,10 @@ class TransformerDecoderBlock(TransformerBlock):
         decoder_padding_mask: ``(batch, target_length)``, true for real tokens.
         decoder_attention_mask: ``(batch, target_length, target_length)``.
         encoder_padding_mask: ``(batch, source_length)``, true for real tokens.
-        self_attention_cache: ``(batch, 2, max_length, num_heads, key_dim)``;
-            with ``self_attention_cache_update_index`` the step's keys and
-            values are written there (incremental decoding).
+        self_attention_cache: a ``(keys, values)`` pair, each ``(batch,
+            num_heads, max_length, key_dim)`` (``MultiHeadAttention``'s
+            cache); with ``self_attention_cache_update_index`` the step's
+            keys and values are written there (incremental decoding).
         self_attention_cache_update_index: position of ``decoder_sequence[:, 0]``.
         cross_attention_cache: keys/values of the encoder output computed once
             by ``compute_cross_attention_cache``; replaces ``encoder_sequence``.
@@ -81,14 +82,17 @@ class TransformerDecoderBlock(TransformerBlock):
             padding_mask=decoder_padding_mask,
             attention_mask=decoder_attention_mask,
             use_causal_mask=True,
-            return_attention_scores=True,
+            return_attention_scores=return_attention_scores,
             cache=self_attention_cache,
             cache_update_index=self_attention_cache_update_index,
             training=training,
         )
-        x, scores["self_attention"] = attended[0], attended[1]
+        attended = attended if isinstance(attended, tuple) else (attended,)
+        x = attended[0]
+        if return_attention_scores:
+            scores["self_attention"] = attended[1]
         if self_attention_cache is not None:
-            self_attention_cache = attended[2]
+            self_attention_cache = attended[-1]
         x = self.self_attention_residual.after(decoder_sequence, x, training=training)
 
         has_source = encoder_sequence is not None or cross_attention_cache is not None
@@ -98,11 +102,13 @@ class TransformerDecoderBlock(TransformerBlock):
                 self.cross_attention_residual.before(x),
                 value=encoder_sequence,
                 padding_mask=encoder_padding_mask,
-                return_attention_scores=True,
+                return_attention_scores=return_attention_scores,
                 cache=cross_attention_cache,
                 training=training,
             )
-            scores["cross_attention"] = attended[1]
+            attended = attended if isinstance(attended, tuple) else (attended,)
+            if return_attention_scores:
+                scores["cross_attention"] = attended[1]
             x = self.cross_attention_residual.after(residual, attended[0], training=training)
 
         y = self.feedforward(self.feedforward_residual.before(x), training=training)

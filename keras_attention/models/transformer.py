@@ -268,24 +268,28 @@ class Transformer(keras.Model):
     def init_cache(self, encoder_output, encoder_padding_mask, max_length, encoder_tokens=None):
         """Decoding state for up to ``max_length`` target positions.
 
-        Returns a dict: ``self_attention`` zeros ``(batch, layers, 2, max_length,
-        heads, head_dim)``, ``cross_attention`` keys/values of the encoder
-        output ``(batch, layers, 2, source_length, heads, head_dim)`` and the
+        Returns a dict: ``self_attention``, one ``(keys, values)`` pair per
+        decoder layer, zeros ``(batch, heads, max_length, head_dim)`` each;
+        ``cross_attention``, the same pairs for the encoder output ``(batch,
+        heads, source_length, head_dim)``, computed once; and the
         ``encoder_padding_mask``. A copy model (``copy_attention``) needs the
         source ids ``encoder_tokens`` and also keeps them and the
-        ``encoder_output`` there. Every entry has the batch first, so beam
-        search can tile and reorder rows.
+        ``encoder_output`` there. Every tensor has the batch first, so beam
+        search can tile and reorder rows; each layer's keys and values are
+        tensors of their own, so a step reads and writes them without
+        copying the other layers' (and the attention products read the
+        heads-first layout without a transpose).
         """
         c = self.config
         batch = ops.shape(encoder_output)[0]
         head_dim = c.hidden_dim // c.num_heads
-        cross = [block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks]
+        empty = ops.zeros((batch, c.num_heads, max_length, head_dim), dtype=self.compute_dtype)
         cache = {
-            "self_attention": ops.zeros(
-                (batch, c.num_decoder_layers, 2, max_length, c.num_heads, head_dim),
-                dtype=self.compute_dtype,
+            "self_attention": tuple((empty, empty) for _ in self.decoder_blocks),
+            "cross_attention": tuple(
+                block.compute_cross_attention_cache(encoder_output)
+                for block in self.decoder_blocks
             ),
-            "cross_attention": ops.stack(cross, axis=1),
             "encoder_padding_mask": encoder_padding_mask,
         }
         if self.copy_gate is not None:
@@ -307,24 +311,25 @@ class Transformer(keras.Model):
         x = embedded
         last = len(self.decoder_blocks) - 1
         self_caches = []
-        for i, block in enumerate(self.decoder_blocks):
+        layers = zip(self.decoder_blocks, cache["self_attention"], cache["cross_attention"])
+        for i, (block, self_cache, cross_cache) in enumerate(layers):
             copy_scores = self.copy_gate is not None and i == last
             outputs = block(
                 x,
                 encoder_padding_mask=cache["encoder_padding_mask"],
-                self_attention_cache=cache["self_attention"][:, i],
+                self_attention_cache=self_cache,
                 self_attention_cache_update_index=index,
-                cross_attention_cache=cache["cross_attention"][:, i],
+                cross_attention_cache=cross_cache,
                 return_attention_scores=copy_scores,
             )
             if copy_scores:
                 x, scores, layer_cache = outputs
             else:
                 x, layer_cache = outputs
-            self_caches.append(layer_cache)
+            self_caches.append(tuple(layer_cache))
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
-        new_cache = dict(cache, self_attention=ops.stack(self_caches, axis=1))
+        new_cache = dict(cache, self_attention=tuple(self_caches))
         if self.copy_gate is None:
             return self.logits(x), new_cache
         outputs = self.copy_log_probabilities(

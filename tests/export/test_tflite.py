@@ -182,8 +182,8 @@ def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_source
 
 
 def test_tf_lite_interpreter_gives_litert_ids(exports, date_sources, expected_ids):
-    """TensorFlow's interpreter slices at most 5-D tensors: the per-layer
-    cache keeps the file runnable there, with LiteRT's ids."""
+    """TensorFlow's interpreter slices at most 5-D tensors: the 4-D per-layer
+    key/value cache keeps the file runnable there, with LiteRT's ids."""
     litert, tensorflow_lite = interpreter_classes()
     assert litert.__module__ == "ai_edge_litert.interpreter"
     assert tensorflow_lite.__module__ == "tensorflow.lite.python.interpreter"

@@ -277,7 +277,13 @@ def test_padding_mask_matches_keras_attention_mask():
 
 
 def _empty_cache(layer, batch, length):
-    return np.zeros((batch, 2, length, layer.num_heads, layer.key_dim), dtype="float32")
+    empty = np.zeros((batch, layer.num_heads, length, layer.key_dim), dtype="float32")
+    return empty, empty
+
+
+def _stacked(cache):
+    """A ``(keys, values)`` cache as one array ``(batch, 2, heads, length, dim)``."""
+    return np.stack([np.asarray(part) for part in cache], axis=1)
 
 
 @pytest.mark.parametrize("chunks", [[1] * TARGET, [3, 1, 1]], ids=["one_step", "prefill_then_steps"])
@@ -297,7 +303,7 @@ def test_cached_incremental_decoding_equals_full_causal_attention(chunks):
             cache_update_index=index,
             return_attention_scores=True,
         )
-        assert cache.shape == (BATCH, 2, max_length, 2, 4)
+        assert [tuple(part.shape) for part in cache] == [(BATCH, 2, max_length, 4)] * 2
         assert scores.shape == (BATCH, 2, size, max_length)
         # Nothing at or after index + size gets weight.
         assert np.all(np.asarray(scores)[..., index + size :] == 0.0)
@@ -306,11 +312,11 @@ def test_cached_incremental_decoding_equals_full_causal_attention(chunks):
     np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
     # The cache holds the projected keys/values of the whole sequence.
     np.testing.assert_allclose(
-        np.asarray(cache)[:, :, :TARGET],
-        np.asarray(layer.compute_key_value_cache(x)),
+        _stacked(cache)[:, :, :, :TARGET],
+        _stacked(layer.compute_key_value_cache(x)),
         atol=1e-5,
     )
-    assert np.all(np.asarray(cache)[:, :, TARGET:] == 0.0)
+    assert np.all(_stacked(cache)[:, :, :, TARGET:] == 0.0)
 
 
 def test_cached_decoding_under_tf_function_with_tensor_index():
@@ -338,7 +344,7 @@ def test_precomputed_cross_attention_cache_equals_uncached():
     padding = _padding_mask()
     layer = _built_layer(query, value, num_heads=2, key_dim=4)
     cache = layer.compute_key_value_cache(value)
-    assert cache.shape == (BATCH, 2, SOURCE, 2, 4)
+    assert [tuple(part.shape) for part in cache] == [(BATCH, 2, SOURCE, 4)] * 2
 
     expected, expected_scores = layer(
         query, value, padding_mask=padding, return_attention_scores=True
@@ -348,14 +354,14 @@ def test_precomputed_cross_attention_cache_equals_uncached():
     )
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5)
     np.testing.assert_allclose(np.asarray(scores), np.asarray(expected_scores), atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(returned_cache), np.asarray(cache))
+    np.testing.assert_array_equal(_stacked(returned_cache), _stacked(cache))
     # One decoding step at a time over the same cache gives the same rows.
     for t in range(TARGET):
         step, _ = layer(query[:, t : t + 1], padding_mask=padding, cache=cache)
         np.testing.assert_allclose(np.asarray(step)[:, 0], np.asarray(expected)[:, t], atol=1e-5)
 
 
-def test_value_dim_different_from_key_dim_works_without_cache():
+def test_value_dim_different_from_key_dim():
     query = _random((BATCH, TARGET, DIM), seed=1)
     layer = _built_layer(query, num_heads=2, key_dim=4, value_dim=6)
     assert layer.get_weights()[4].shape == (DIM, 2, 6)  # value kernel
@@ -366,8 +372,16 @@ def test_value_dim_different_from_key_dim_works_without_cache():
         np.broadcast_to(np.tril(np.ones((TARGET, TARGET), dtype=bool)), (BATCH, TARGET, TARGET)),
     )
     np.testing.assert_allclose(np.asarray(output), expected, atol=1e-5)
-    with pytest.raises(ValueError, match="value_dim == key_dim"):
-        layer.compute_key_value_cache(query)
+    # The cache keeps keys and values apart, so their sizes may differ.
+    keys, values = layer.compute_key_value_cache(query)
+    assert keys.shape == (BATCH, 2, TARGET, 4) and values.shape == (BATCH, 2, TARGET, 6)
+    cache = (np.zeros((BATCH, 2, TARGET, 4), "float32"), np.zeros((BATCH, 2, TARGET, 6), "float32"))
+    steps = []
+    for t in range(TARGET):
+        step, cache = layer(query[:, t : t + 1], use_causal_mask=True, cache=cache,
+                            cache_update_index=t)
+        steps.append(np.asarray(step))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), expected, atol=1e-5)
 
 
 # ---------------------------------------------------------------- mixed precision
@@ -400,9 +414,10 @@ def test_low_precision_masking_is_safe(policy):
     # Causal + cache path in bfloat16 stays finite too.
     _, _, cache = layer(
         query[:, :1], use_causal_mask=True, return_attention_scores=True,
-        cache=np.zeros((BATCH, 2, 3, 2, 4), "float32"), cache_update_index=0,
+        cache=(np.zeros((BATCH, 2, 3, 4), "float32"),) * 2, cache_update_index=0,
     )
-    assert np.all(np.isfinite(np.asarray(keras.ops.cast(cache, "float32"))))
+    for part in cache:
+        assert np.all(np.isfinite(np.asarray(keras.ops.cast(part, "float32"))))
 
 
 def test_mixed_bfloat16_close_to_float32():

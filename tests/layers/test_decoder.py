@@ -128,7 +128,13 @@ def test_decoder_padding_mask_blocks_padded_targets():
 
 def _empty_self_cache(block, length):
     head = block.self_attention.key_dim
-    return np.zeros((BATCH, 2, length, HEADS, head), dtype="float32")
+    empty = np.zeros((BATCH, HEADS, length, head), dtype="float32")
+    return empty, empty
+
+
+def _stacked(cache):
+    """A ``(keys, values)`` cache as one array ``(batch, 2, heads, length, dim)``."""
+    return np.stack([_np(part) for part in cache], axis=1)
 
 
 @pytest.mark.parametrize("normalize_first", [False, True])
@@ -140,7 +146,7 @@ def test_cached_step_by_step_equals_full(normalize_first, use_cross_cache):
     full = _np(block(x, enc, encoder_padding_mask=padding))
 
     cross_cache = block.compute_cross_attention_cache(enc)
-    assert cross_cache.shape == (BATCH, 2, SOURCE, HEADS, HIDDEN // HEADS)
+    assert [tuple(part.shape) for part in cross_cache] == [(BATCH, HEADS, SOURCE, HIDDEN // HEADS)] * 2
     cache = _empty_self_cache(block, TARGET + 1)
     steps = []
     for t in range(TARGET):
@@ -155,7 +161,7 @@ def test_cached_step_by_step_equals_full(normalize_first, use_cross_cache):
         assert out.shape == (BATCH, 1, HIDDEN)
         steps.append(_np(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
-    assert np.all(_np(cache)[:, :, TARGET:] == 0.0)
+    assert np.all(_stacked(cache)[:, :, :, TARGET:] == 0.0)
 
 
 def test_cached_call_returns_scores_then_cache():
@@ -173,8 +179,9 @@ def test_cached_call_returns_scores_then_cache():
     assert scores["self_attention"].shape == (BATCH, HEADS, 1, 3)
     assert scores["cross_attention"].shape == (BATCH, HEADS, 1, SOURCE)
     np.testing.assert_allclose(_np(scores["self_attention"])[..., 0], 1.0, atol=1e-6)
-    assert new_cache.shape == cache.shape
-    assert np.any(_np(new_cache)[:, :, 0] != 0) and np.all(_np(new_cache)[:, :, 1:] == 0)
+    new_cache = _stacked(new_cache)
+    assert new_cache.shape == _stacked(cache).shape
+    assert np.any(new_cache[:, :, :, 0] != 0) and np.all(new_cache[:, :, :, 1:] == 0)
 
 
 def test_default_key_dim_needs_divisible_hidden_size():

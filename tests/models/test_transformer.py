@@ -315,10 +315,13 @@ def test_decode_step_equals_full_call(normalize_first, position_encoding):
     np.testing.assert_allclose(incremental, full, atol=1e-5)
 
     assert set(cache) == {"self_attention", "cross_attention", "encoder_padding_mask"}
-    assert tuple(cache["self_attention"].shape) == (2, 2, 2, max_length, 2, 8)
-    assert tuple(cache["cross_attention"].shape) == (2, 2, 2, 6, 2, 8)
+    # One (keys, values) pair per decoder layer, (batch, heads, length, head_dim) each.
+    shapes = keras.tree.map_structure(lambda x: tuple(x.shape), cache)
+    assert shapes["self_attention"] == (((2, 2, max_length, 8),) * 2,) * 2
+    assert shapes["cross_attention"] == (((2, 2, 6, 8),) * 2,) * 2
     # Positions never decoded stay empty.
-    assert np.all(_np(cache["self_attention"])[:, :, :, 5:] == 0.0)
+    for part in keras.tree.flatten(cache["self_attention"]):
+        assert np.all(_np(part)[:, :, 5:] == 0.0)
 
 
 def test_decode_step_under_tf_function_with_tensor_index():
@@ -460,5 +463,5 @@ def test_cache_dtypes_follow_the_compute_dtype_under_mixed_bfloat16():
     )
     encoder_output, mask = model.encode(np.array([[5, 6, 7, 0]]))
     cache = model.init_cache(encoder_output, mask, 8)
-    assert keras.backend.standardize_dtype(cache["self_attention"].dtype) == "bfloat16"
-    assert keras.backend.standardize_dtype(cache["cross_attention"].dtype) == "bfloat16"
+    for part in keras.tree.flatten((cache["self_attention"], cache["cross_attention"])):
+        assert keras.backend.standardize_dtype(part.dtype) == "bfloat16"
