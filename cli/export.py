@@ -134,8 +134,10 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
       keras-attention export --model runs/dates/model --output ct2/dates \\
         --format ctranslate2 --quantize int8 --beam-size 4 --probe "5 apr 1917"
     """
+    batch_size_given = (click.get_current_context().get_parameter_source("max_batch_size")
+                        is not click.core.ParameterSource.DEFAULT)
     _check_format_options(export_format, n_best, quantize, tflite_io,
-                          max_batch_size)  # before TensorFlow
+                          batch_size_given)  # before TensorFlow
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
         ("n_best", n_best), ("max_length", max_length)) if value is not None}
@@ -188,7 +190,7 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     )
 
 
-def _check_format_options(export_format, n_best, quantize, tflite_io, max_batch_size):
+def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size_given):
     """Usage errors of options that belong to another --format."""
     if tflite_io is not None and export_format != "tflite":
         raise click.UsageError("--io applies to --format tflite; drop it or add --format tflite.")
@@ -205,7 +207,7 @@ def _check_format_options(export_format, n_best, quantize, tflite_io, max_batch_
         raise click.UsageError(
             "--format tflite returns one output per input; drop --n-best or use "
             "--format saved_model (its n_best signature).")
-    if export_format == "ctranslate2" and max_batch_size != 64:
+    if export_format == "ctranslate2" and batch_size_given:
         raise click.UsageError("--max-batch-size applies to SavedModels; a CTranslate2 "
                                "folder takes batches of any size.")
 

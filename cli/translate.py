@@ -207,28 +207,6 @@ def _undecodable(path):
     return None
 
 
-def _read_json(path):
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _ctranslate2_folder(path):
-    """``path``, or its highest numbered version, when it is a CTranslate2
-    export (``model.bin`` beside a keras_attention.json of that format);
-    else ``None``. Read without TensorFlow."""
-    if not os.path.isdir(path):
-        return None
-    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()), reverse=True)
-    for folder in [path] + [os.path.join(path, str(v)) for v in versions[:1]]:
-        metadata = os.path.join(folder, "keras_attention.json")
-        if os.path.isfile(os.path.join(folder, "model.bin")) and os.path.isfile(metadata):
-            if _read_json(metadata).get("format") == "ctranslate2":
-                return folder
-    return None
-
-
 class Decoder:
     """Text -> n-best hypotheses with a trained model folder, a SavedModel or
     a CTranslate2 export.
@@ -252,17 +230,17 @@ class Decoder:
         self.model_path = model_path
         self.truncate = truncate
         self._generator = self._translator = None
-        ctranslate2_folder = _ctranslate2_folder(model_path)
-        if ctranslate2_folder is not None:
+        from keras_attention.export.ctranslate2 import ctranslate2_folder
+
+        folder = ctranslate2_folder(model_path)
+        if folder is not None:
             if jit_compile:
                 raise ValueError(f"--xla: '{model_path}' is a CTranslate2 export, which "
                                  "TensorFlow does not run; drop --xla.")
-            from keras_attention.export.ctranslate2 import CTranslate2Translator
+            from keras_attention.export.ctranslate2 import CTranslate2Translator, read_metadata
 
-            metadata = _read_json(os.path.join(ctranslate2_folder, "keras_attention.json"))
-            config = decoding_config(decoding, metadata.get("decoding"))
-            self._generator = CTranslate2Translator(ctranslate2_folder, config=config,
-                                                    truncate=truncate)
+            config = decoding_config(decoding, read_metadata(folder).get("decoding"))
+            self._generator = CTranslate2Translator(folder, config=config, truncate=truncate)
             self.task = self._generator.task if self._generator.task in TASKS else None
             self.max_source_length = self._generator.max_source_length
             return

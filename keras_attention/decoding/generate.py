@@ -143,7 +143,14 @@ class Generation:
 
 def output_length(model, config):
     """Generated tokens allowed by ``config`` and the model (START excluded)."""
-    limit = model.config.max_sequence_length - 1
+    return max_output_length(model.config.max_sequence_length, config)
+
+
+def max_output_length(max_sequence_length, config):
+    """Generated tokens allowed by ``config`` for a model of
+    ``max_sequence_length`` positions (START excluded); a ``ValueError``
+    when ``config.max_length`` asks for more."""
+    limit = max_sequence_length - 1
     if config.max_length is not None and config.max_length > limit:
         raise ValueError(
             f"max_length={config.max_length} exceeds what the model can decode "

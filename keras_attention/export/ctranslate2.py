@@ -34,8 +34,8 @@ import numpy as np
 
 from keras_attention.atomic import atomic_directory
 from keras_attention.data.tokenizer_files import load_tokenizer, save_tokenizer
-from keras_attention.data.tokenizers import END_ID, RESERVED_TOKENS, START_ID
-from keras_attention.decoding.generate import DecodingConfig
+from keras_attention.data.tokenizers import END_ID, START_ID, UNK_ID
+from keras_attention.decoding.generate import DecodingConfig, max_output_length
 from keras_attention.decoding.text import Hypothesis, check_source_lengths, detokenize, source_ids
 from keras_attention.export.saved_model import METADATA_FILE
 from keras_attention.layers.positional import SinusoidalPositionEncoding
@@ -68,20 +68,21 @@ def _numpy(variable):
     return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
 
-def _linear(spec, kernel, bias):
-    """``spec`` from a Keras ``(in, ...out)`` kernel and its bias: CTranslate2
-    weights are ``[out, in]``."""
+def _out_in(kernel):
+    """A Keras ``(in, ...out)`` kernel as CTranslate2's ``[out, in]`` matrix."""
     kernel = _numpy(kernel)
-    spec.weight = np.ascontiguousarray(kernel.reshape(kernel.shape[0], -1).T)
-    if bias is not None:
-        spec.bias = _numpy(bias).reshape(-1)
+    return kernel.reshape(kernel.shape[0], -1).T
+
+
+def _linear(spec, kernel, bias):
+    """``spec`` from a Keras kernel and its bias."""
+    _fused(spec, [(kernel, bias)])
 
 
 def _fused(spec, parts):
     """One linear computing the ``(kernel, bias)`` projections ``parts``
     side by side (CTranslate2's fused QKV and KV)."""
-    weights = [_numpy(k).reshape(_numpy(k).shape[0], -1).T for k, _ in parts]
-    spec.weight = np.ascontiguousarray(np.concatenate(weights, axis=0))
+    spec.weight = np.ascontiguousarray(np.concatenate([_out_in(k) for k, _ in parts], axis=0))
     if all(b is not None for _, b in parts):
         spec.bias = np.concatenate([_numpy(b).reshape(-1) for _, b in parts])
 
@@ -143,7 +144,7 @@ def transformer_spec(model):
     """The ``ctranslate2.specs.TransformerSpec`` of ``model`` (a
     ``Transformer``) with its weights; a ``ValueError`` for what CTranslate2
     cannot run."""
-    ctranslate2 = _ctranslate2()
+    _ctranslate2()  # the install hint, before the specs imports fail
     from ctranslate2.specs import common_spec
     from ctranslate2.specs import transformer_spec as specs
 
@@ -165,9 +166,9 @@ def transformer_spec(model):
         activation=activations[c.activation],
     )
     spec.config.layer_norm_epsilon = c.layer_norm_epsilon
-    spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = (
-        SPECIAL_TOKENS[3], SPECIAL_TOKENS[1], SPECIAL_TOKENS[2])
-    spec.config.decoder_start_token = SPECIAL_TOKENS[START_ID]
+    spec.config.unk_token = SPECIAL_TOKENS[UNK_ID]
+    spec.config.bos_token = spec.config.decoder_start_token = SPECIAL_TOKENS[START_ID]
+    spec.config.eos_token = SPECIAL_TOKENS[END_ID]
 
     encoder, decoder = spec.encoder, spec.decoder
     _embeddings(encoder, encoder.embeddings[0], model.encoder_embedding)
@@ -242,13 +243,25 @@ def export_ctranslate2(trained, directory, quantization="none", metadata=None,
     return os.path.abspath(directory)
 
 
-def is_ctranslate2_folder(path):
-    """Whether ``path`` holds a folder ``export_ctranslate2`` wrote."""
-    metadata = os.path.join(path, METADATA_FILE)
-    if not (os.path.isfile(os.path.join(path, MODEL_FILE)) and os.path.isfile(metadata)):
-        return False
-    with open(metadata, encoding="utf-8") as f:
-        return json.load(f).get("format") == FORMAT
+def read_metadata(folder):
+    """The ``keras_attention.json`` of ``folder`` as a dict."""
+    with open(os.path.join(folder, METADATA_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ctranslate2_folder(path):
+    """``path``, or its highest numbered version folder (the export layout),
+    when it holds a folder ``export_ctranslate2`` wrote; else ``None``."""
+    if not os.path.isdir(path):
+        return None
+    versions = [int(name) for name in os.listdir(path) if name.isdigit()]
+    candidates = [path] + ([os.path.join(path, str(max(versions)))] if versions else [])
+    for folder in candidates:
+        if (os.path.isfile(os.path.join(folder, MODEL_FILE))
+                and os.path.isfile(os.path.join(folder, METADATA_FILE))
+                and read_metadata(folder).get("format") == FORMAT):
+            return folder
+    return None
 
 
 def _search_options(config, limit):
@@ -293,7 +306,8 @@ class CTranslate2Translator:
     """Text -> n-best hypotheses with a CTranslate2 folder and our tokenizers.
 
     Args:
-        path: a folder written by ``export_ctranslate2``.
+        path: a folder written by ``export_ctranslate2`` (or its parent:
+            the highest numbered version is used).
         config: a ``DecodingConfig`` (greedy, beam search or sampling).
         truncate: cut inputs longer than the model's limit instead of failing.
         device, compute_type, intra_threads: ``ctranslate2.Translator``
@@ -302,29 +316,24 @@ class CTranslate2Translator:
 
     def __init__(self, path, config=DecodingConfig(), truncate=False, device="cpu",
                  compute_type="default", intra_threads=0):
-        if not is_ctranslate2_folder(path):
+        folder = ctranslate2_folder(path)
+        if folder is None:
             raise FileNotFoundError(
                 f"'{path}' is not a CTranslate2 export (no {MODEL_FILE} with a "
                 f"{METADATA_FILE} of format ctranslate2); write one with "
                 "'keras-attention export --format ctranslate2'."
             )
         ctranslate2 = _ctranslate2()
-        with open(os.path.join(path, METADATA_FILE), encoding="utf-8") as f:
-            self.metadata = json.load(f)
+        self.metadata = read_metadata(folder)
         self.task = self.metadata.get("task")
         self.config = config
         self.truncate = bool(truncate)
         self.max_source_length = self.metadata["max_sequence_length"]
-        limit = self.max_source_length - 1
-        if config.max_length is not None and config.max_length > limit:
-            raise ValueError(
-                f"max_length={config.max_length} exceeds what the model can decode "
-                f"({limit} = max_sequence_length - 1); lower --max-length."
-            )
-        self.source_tokenizer = load_tokenizer(path, "source")
-        self.target_tokenizer = load_tokenizer(path, "target")
+        self._max_length = max_output_length(self.max_source_length, config)
+        self.source_tokenizer = load_tokenizer(folder, "source")
+        self.target_tokenizer = load_tokenizer(folder, "target")
         self._translator = ctranslate2.Translator(
-            path, device=device, compute_type=compute_type, intra_threads=intra_threads)
+            folder, device=device, compute_type=compute_type, intra_threads=intra_threads)
         self._tokens = vocabulary(self.source_tokenizer.vocabulary_size)
 
     def source_lengths(self, texts):
@@ -332,7 +341,7 @@ class CTranslate2Translator:
 
     def _limit(self, row):
         """Generated tokens allowed for a source of ``row`` ids (END included)."""
-        c, limit = self.config, self.config.max_length or self.max_source_length - 1
+        c, limit = self.config, self._max_length
         if c.max_length_ratio is not None:
             scaled = int(np.ceil(c.max_length_ratio * len(row) - 1e-4)) + c.max_length_offset
             limit = max(1, min(limit, scaled))

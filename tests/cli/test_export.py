@@ -122,6 +122,8 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
      "int8_float32, int16, float16, bfloat16."),
     (["--format", "ctranslate2", "--max-batch-size", "8"], 2,
      "--max-batch-size applies to SavedModels"),
+    (["--format", "ctranslate2", "--max-batch-size", "64"], 2,
+     "--max-batch-size applies to SavedModels"),
     (["--format", "ctranslate2", "--io", "ids"], 2, "--io applies to --format tflite"),
     (["--format", "tflite", "--max-length", "40"], 1,
      "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
