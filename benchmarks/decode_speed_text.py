@@ -6,7 +6,10 @@ test set (default: Multi30k test2016 en->de, 1,000 sentences), in one run:
 - ``ours``: ``TextGenerator`` (one ``tf.function`` per batch shape);
 - ``ours_xla``: the same compiled with XLA (``--xla``);
 - ``saved_model``: the string-in/string-out export (``SavedModelTranslator``),
-  exported for each search into a temporary folder;
+  exported for each search into a temporary folder; ``saved_model_xla``: the
+  same exported with XLA inside the graph (``export --xla``);
+- ``tflite``: the ids -> ids TFLite export (float32, ``TFLiteDecoder``, one
+  interpreter call per sentence, tokenizing in Python), at batch 1 only;
 - ``ctranslate2_fp32`` / ``ctranslate2_int8``: ``export_ctranslate2`` of the
   same weights (``--quantize none`` / ``int8``), decoded by
   ``CTranslate2Translator`` with our tokenizers on ``--threads`` threads;
@@ -52,9 +55,13 @@ from keras_attention.export.ctranslate2 import (  # noqa: E402
     CTranslate2Translator,
     export_ctranslate2,
 )
+from keras_attention.export.tflite import TFLiteDecoder, export_tflite, search_options  # noqa: E402
 from keras_attention.models.saving import load_trained_model  # noqa: E402
 
-PATHS = ("ours", "ours_xla", "saved_model", "ctranslate2_fp32", "ctranslate2_int8")
+PATHS = ("ours", "ours_xla", "saved_model", "saved_model_xla", "tflite", "ctranslate2_fp32",
+         "ctranslate2_int8")
+BATCH1_ONLY = ("tflite",)  # one interpreter call per sentence whatever the batch
+OVER_CTRANSLATE2 = ("ours", "ours_xla", "saved_model", "saved_model_xla", "tflite")
 
 
 def progress(message):
@@ -81,12 +88,25 @@ def decoders(trained, config, paths, folder, threads):
         generator = TextGenerator(trained, config=config, truncate=True, jit_compile=jit_compile)
         return lambda texts: [h[0].text for h in generator.generate(texts, len(texts))]
 
-    def saved_model():
+    def saved_model(jit_compile):
         module = TextToTextModule(trained.model, trained.source_tokenizer,
-                                  trained.target_tokenizer, config=config, max_batch_size=64)
-        path = export_saved_model(module, os.path.join(folder, f"sm_{config.strategy}"))
-        translator = SavedModelTranslator(path)
+                                  trained.target_tokenizer, config=config, max_batch_size=64,
+                                  jit_compile=jit_compile)
+        name = f"sm_{config.strategy}" + ("_xla" if jit_compile else "")
+        translator = SavedModelTranslator(export_saved_model(module, os.path.join(folder, name)))
         return lambda texts: translator(texts, len(texts))
+
+    def tflite():
+        limit = trained.model.config.max_sequence_length
+        path = export_tflite(trained, os.path.join(folder, f"{config.strategy}.tflite"), limit,
+                             config.max_length or limit - 1, **search_options(config))
+        decoder = TFLiteDecoder(path)
+
+        def translate(texts):
+            ids = trained.source_tokenizer.tokenize(tf.constant(texts))[:, :limit]
+            outputs = decoder(ids.to_tensor(0).numpy())
+            return [t.decode("utf-8") for t in trained.target_tokenizer.detokenize(outputs).numpy()]
+        return translate
 
     def ctranslate2(quantization):
         path = os.path.join(folder, f"ct2_{quantization}")
@@ -97,7 +117,9 @@ def decoders(trained, config, paths, folder, threads):
         return lambda texts: [h[0].text for h in translator.generate(texts, len(texts))]
 
     makers = {"ours": lambda: generator(False), "ours_xla": lambda: generator(True),
-              "saved_model": saved_model, "ctranslate2_fp32": lambda: ctranslate2("none"),
+              "saved_model": lambda: saved_model(False),
+              "saved_model_xla": lambda: saved_model(True), "tflite": tflite,
+              "ctranslate2_fp32": lambda: ctranslate2("none"),
               "ctranslate2_int8": lambda: ctranslate2("int8")}
     return {name: makers[name]() for name in paths}
 
@@ -143,6 +165,8 @@ def main():
                 row = {"search": search, "batch": batch, "sentences": count}
                 outputs, speed = {}, {}
                 for name, translate in paths.items():
+                    if batch != 1 and name in BATCH1_ONLY:
+                        continue
                     started = time.perf_counter()
                     ms, outputs[name] = timed(translate, sources[:count], batch)
                     speed[name] = 1000.0 / ms
@@ -158,7 +182,7 @@ def main():
                             a == b for a, b in zip(outputs[name], outputs["ours"]))
                     progress(f"{search} batch {batch} {name}: {speed[name]:.1f} sentences/s "
                              f"({time.perf_counter() - started:.0f}s with warm-up)")
-                for name in ("ours", "ours_xla", "saved_model"):
+                for name in OVER_CTRANSLATE2:
                     if name in speed and "ctranslate2_fp32" in speed:
                         row[f"{name}_over_ctranslate2_fp32"] = round(
                             speed[name] / speed["ctranslate2_fp32"], 3)

@@ -268,7 +268,8 @@ class Decoder:
         if jit_compile:
             raise ValueError(
                 f"--xla: '{model_path}' is an exported SavedModel, whose decoding graph is "
-                "fixed at export; use a trained model folder (with model.keras) for --xla."
+                "fixed at export; export it with 'keras-attention export --xla', or use a "
+                "trained model folder (with model.keras) for --xla."
             )
         self._translator = SavedModelTranslator(model_path)
         # The task and the limit its keras_attention.json records (None: not recorded).

@@ -91,10 +91,22 @@ class TextToTextModule(tf.Module):
         config: a ``DecodingConfig`` with strategy ``greedy`` or ``beam``
             (exports must be deterministic, so ``sample`` is rejected).
         max_batch_size: most inputs per call.
+        jit_compile: run the search compiled with XLA (``export --xla``):
+            decoding several times faster on CPU once compiled, at the cost
+            of one compilation (seconds) per shape bucket: batches are padded
+            to a power of two and sources to a multiple of ``length_bucket``
+            tokens, so at most ``log2(max_batch_size) + 1`` times
+            ``max_sequence_length / length_bucket`` shapes. TF Serving runs
+            it with ``--xla_cpu_compilation_enabled=true``. Outputs can differ
+            from the plain graph's where two tokens nearly tie (XLA rounds
+            differently).
+        length_bucket: with ``jit_compile``, sources are padded to a multiple
+            of this many tokens.
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, max_output_length=None,
-                 config=DecodingConfig(), max_batch_size=64):
+                 config=DecodingConfig(), max_batch_size=64, jit_compile=False,
+                 length_bucket=16):
         super().__init__(name="text_to_text")
         limit = model.config.max_sequence_length
         if not isinstance(config, DecodingConfig):
@@ -115,6 +127,9 @@ class TextToTextModule(tf.Module):
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) \
                 or max_batch_size < 1:
             raise ValueError(f"max_batch_size must be a positive integer, got {max_batch_size!r}.")
+        if isinstance(length_bucket, bool) or not isinstance(length_bucket, int) \
+                or length_bucket < 1:
+            raise ValueError(f"length_bucket must be a positive integer, got {length_bucket!r}.")
         self.model = model
         # The TF1 loader (saved_model_cli, TF Serving) finds variables only
         # when the module tracks them itself.
@@ -125,6 +140,9 @@ class TextToTextModule(tf.Module):
         self.max_input_length = limit
         self.max_output_length = output_length(model, config) + 1  # START included
         self.max_batch_size = max_batch_size
+        self.jit_compile = bool(jit_compile)
+        self.length_bucket = length_bucket
+        self._compiled_search = tf.function(self._search, jit_compile=True)
 
     def describe(self):
         """What the export does, for its metadata file."""
@@ -133,6 +151,7 @@ class TextToTextModule(tf.Module):
             "max_input_length": self.max_input_length,
             "max_generated_tokens": self.max_output_length - 1,
             "max_batch_size": self.max_batch_size,
+            "xla": self.jit_compile,
             "signatures": SIGNATURES,
         }
 
@@ -166,8 +185,32 @@ class TextToTextModule(tf.Module):
         """``(ids (batch, n_best, length), scores (batch, n_best))`` for
         padded source ids, truncated to the model's limit."""
         source_ids = tf.cast(source_ids, tf.int32)[:, : self.max_input_length]
+        if not self.jit_compile:
+            return self._search(source_ids)
+        rows = tf.shape(source_ids)[0]
+        ids, scores = self._compiled_search(self._bucketed(source_ids))
+        return ids[:rows], scores[:rows]
+
+    def _search(self, source_ids):
         generation = generate(self.model, source_ids, self.config)
         return generation.ids, generation.scores
+
+    def _bucketed(self, source_ids):
+        """``source_ids`` padded to a shape bucket for XLA (one compilation
+        each): rows to a power of two (at most ``max_batch_size``) by
+        repeating the last row, length to a multiple of ``length_bucket``
+        (at most the model's limit) with PAD."""
+        shape = tf.shape(source_ids)
+        power = shape[0] - 1  # the next power of two >= rows, by smearing bits
+        for shift in (1, 2, 4, 8, 16):
+            power = tf.bitwise.bitwise_or(power, tf.bitwise.right_shift(power, shift))
+        rows = tf.where(shape[0] > 0, tf.minimum(power + 1, self.max_batch_size), 0)
+        bucket = self.length_bucket
+        length = tf.minimum((shape[1] + bucket - 1) // bucket * bucket, self.max_input_length)
+        length = tf.maximum(length, shape[1])
+        last = tf.maximum(shape[0] - 1, 0)
+        source_ids = tf.gather(source_ids, tf.minimum(tf.range(rows), last))
+        return tf.pad(source_ids, [[0, 0], [0, length - shape[1]]], constant_values=PAD_ID)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=SOURCE_IDS_NAME)])
     def ids(self, source_ids):

@@ -28,7 +28,7 @@ def test_help_shows_the_options_and_an_example():
     for text in ("--model", "--output", "--version", "--format", "--beam-size",
                  "--length-penalty", "--n-best", "--max-length", "--max-batch-size",
                  "--probe", "saved_model", "keras-attention export --model runs/dates/model",
-                 "--overwrite", "--debug"):
+                 "--overwrite", "--debug", "--xla", "--xla_cpu_compilation_enabled=true"):
         assert text in result.output
     text = " ".join(result.output.split())
     assert "An existing OUTPUT/VERSION is never replaced without --overwrite." in text
@@ -65,6 +65,26 @@ def test_export_beam_search_checks_in_a_fresh_process_and_serves(trained_date_mo
     translated = invoke("translate", "--model", output, input="\n".join(TEXTS) + "\n")
     assert translated.exit_code == 0, translated.output
     assert translated.stdout.splitlines() == [hs[0].text for hs in expected]
+
+
+def test_export_with_xla_compiles_the_search_in_the_graph(trained_date_model, tmp_path):
+    trained, folder = trained_date_model
+    output = str(tmp_path / "dates")
+    result = invoke("export", "--model", folder, "--output", output, "--xla",
+                    "--max-batch-size", "4", "--probe", TEXTS[0], "--probe", TEXTS[1])
+    assert result.exit_code == 0, result.output
+    path = os.path.join(output, "1")
+    assert f"exported greedy search compiled with XLA (translation) to {path}" in result.output
+    assert "reloaded in a fresh process: same outputs on 2 probe(s)" in result.output
+    with open(os.path.join(path, "keras_attention.json")) as f:
+        assert json.load(f)["xla"] is True
+    expected = TextGenerator(trained).best(TEXTS)
+    translated = invoke("translate", "--model", output, input="\n".join(TEXTS) + "\n")
+    assert translated.exit_code == 0, translated.output
+    assert translated.stdout.splitlines() == expected
+    # --xla at translate time cannot change an export's graph: the error says how.
+    again = invoke("translate", "--model", output, "--xla", input=TEXTS[0] + "\n")
+    assert again.exit_code == 1 and "export it with 'keras-attention export --xla'" in again.output
 
 
 def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model, tmp_path):
@@ -125,6 +145,9 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--format", "ctranslate2", "--max-batch-size", "64"], 2,
      "--max-batch-size applies to SavedModels"),
     (["--format", "ctranslate2", "--io", "ids"], 2, "--io applies to --format tflite"),
+    (["--format", "tflite", "--xla"], 2, "--xla applies to --format saved_model; --format "
+     "tflite has its own runtime. Drop --xla."),
+    (["--format", "ctranslate2", "--xla"], 2, "--xla applies to --format saved_model"),
     (["--format", "tflite", "--max-length", "40"], 1,
      "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])

@@ -13,7 +13,7 @@ from benchmark_scripts import ROOT
 from keras_attention.data import date_pairs
 
 
-def test_quick_run_compares_ours_with_ctranslate2(trained_date_model, tmp_path):
+def test_quick_run_compares_our_paths_with_ctranslate2(trained_date_model, tmp_path):
     _, folder = trained_date_model
     pairs = date_pairs(16, seed=41)
     (tmp_path / "src.txt").write_text("".join(s + "\n" for s, _ in pairs))
@@ -22,7 +22,7 @@ def test_quick_run_compares_ours_with_ctranslate2(trained_date_model, tmp_path):
         [sys.executable, os.path.join(ROOT, "benchmarks", "decode_speed_text.py"),
          "--model", folder, "--source", str(tmp_path / "src.txt"),
          "--references", str(tmp_path / "ref.txt"), "--quick",
-         "--paths", "ours", "ctranslate2_fp32", "ctranslate2_int8"],
+         "--paths", "ours", "saved_model_xla", "tflite", "ctranslate2_fp32", "ctranslate2_int8"],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
@@ -30,7 +30,12 @@ def test_quick_run_compares_ours_with_ctranslate2(trained_date_model, tmp_path):
     rows = {(row["search"], row["batch"]): row for row in report["results"]}
     assert set(rows) == {("greedy", 32), ("greedy", 1), ("beam4", 32), ("beam4", 1)}
     for row in rows.values():
-        assert row["ctranslate2_fp32"]["same_as_ours"] == row["sentences"]
+        # Every path decodes the same dates; TFLite runs at batch 1 only.
+        assert ("tflite" in row) == (row["batch"] == 1)
+        for name in ("saved_model_xla", "tflite", "ctranslate2_fp32"):
+            if name in row:
+                assert row[name]["same_as_ours"] == row["sentences"], name
+        assert row["saved_model_xla_over_ctranslate2_fp32"] > 0
         assert row["ctranslate2_fp32"]["bleu"] == row["ours"]["bleu"]
         assert row["ours_over_ctranslate2_fp32"] == pytest.approx(
             row["ours"]["sentences_per_s"] / row["ctranslate2_fp32"]["sentences_per_s"],

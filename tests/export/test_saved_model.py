@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_attention.export import (
     SavedModelTranslator,
+    TextToTextModule,
     export_saved_model,
     next_version,
     resolve_version,
@@ -139,13 +140,15 @@ INVALID_UTF8 = b"5 apr\xff 1917"
 
 @pytest.fixture(scope="module")
 def trained_exports(trained_modules, tmp_path_factory):
-    """``{name: (module, version folder)}`` for greedy and beam."""
+    """``{name: (module, version folder)}`` for greedy, beam and beam
+    compiled with XLA (``beam_xla``)."""
     root = tmp_path_factory.mktemp("trained")
-    exports = {}
-    for name in CONFIGS:
-        module = trained_modules[name]
-        exports[name] = module, export_saved_model(module, str(root / name), version=3)
-    return exports
+    beam = trained_modules["beam"]
+    modules = dict(trained_modules, beam_xla=TextToTextModule(
+        beam.model, beam.source_tokenizer, beam.target_tokenizer, config=beam.config,
+        max_batch_size=beam.max_batch_size, jit_compile=True))
+    return {name: (module, export_saved_model(module, str(root / name), version=3))
+            for name, module in modules.items()}
 
 
 def _saved_model_cli(path, signature, inputs, outdir):
@@ -178,6 +181,7 @@ def cli_runs(trained_exports, tmp_path_factory):
         "n_best": (trained_exports["beam"][1], "n_best", ["--input_exprs", probes]),
         "ids": (trained_exports["beam"][1], "ids", ["--inputs", f"source_ids={ids_file}"]),
         "too_many": (trained_exports["beam"][1], "serving_default", ["--input_exprs", too_many]),
+        "xla": (trained_exports["beam_xla"][1], "n_best", ["--input_exprs", probes]),
     }
     processes = {key: _saved_model_cli(path, signature, inputs, root / key)
                  for key, (path, signature, inputs) in runs.items()}
@@ -274,6 +278,31 @@ def test_saved_model_cli_in_fresh_process_equals_in_memory(cli_runs, trained_exp
     best = outputs["outputs"] if key != "n_best" else outputs["outputs"][:, 0]
     assert best[PROBES.index("")] == b""
     assert best[-1] == _in_memory(trained_exports[name][0], "serve")["outputs"][-1]
+
+
+def test_xla_export_compiles_its_search_and_equals_the_plain_graph(cli_runs, trained_exports):
+    module, path = trained_exports["beam_xla"]
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    graph = saved.meta_graphs[0]
+    compiled = [f.signature.name for f in graph.graph_def.library.function
+                if f.attr["_XlaMustCompile"].b]
+    assert compiled and all("_search" in name for name in compiled)
+    with open(os.path.join(path, METADATA_FILE)) as f:
+        assert json.load(f)["xla"] is True
+    # The TF1 session loader (saved_model_cli, TF Serving) in a fresh process
+    # and the reloaded export equal the plain beam module in memory.
+    returncode, stderr, outputs = cli_runs["xla"]
+    assert returncode == 0, stderr[-2000:]
+    expected = _in_memory(trained_exports["beam"][0], "n_best")
+    np.testing.assert_array_equal(outputs["outputs"], expected["outputs"])
+    np.testing.assert_allclose(outputs["scores"], expected["scores"], atol=1e-4)
+    inputs = tf.constant([p.encode() for p in PROBES] + [INVALID_UTF8])
+    reloaded = tf.saved_model.load(path).signatures["n_best"](inputs=inputs)
+    np.testing.assert_array_equal(reloaded["outputs"].numpy(), expected["outputs"])
 
 
 def test_saved_model_cli_ids_signature(cli_runs, trained_exports):

@@ -148,9 +148,45 @@ def _make(text_module, **kwargs):
      "either max_output_length or config.max_length"),
     ({"config": DecodingConfig(max_length=16)}, ValueError, "max_length=16 exceeds"),
     ({"max_batch_size": 0}, ValueError, "max_batch_size must be a positive integer"),
+    ({"jit_compile": True, "length_bucket": 0}, ValueError,
+     "length_bucket must be a positive integer"),
     ({"config": {"strategy": "beam"}}, TypeError, "config must be a DecodingConfig"),
 ])
 def test_bad_arguments_are_one_line_errors(text_module, kwargs, error, message):
     with pytest.raises(error, match=message) as info:
         _make(text_module, **kwargs)
     assert "\n" not in str(info.value)
+
+
+# XLA inside the graph (export --xla): the search is compiled once per shape
+# bucket; outputs equal the plain graph's.
+
+def test_xla_buckets_pad_rows_to_a_power_of_two_and_length_to_the_bucket(text_module):
+    module = _make(text_module, jit_compile=True, max_batch_size=6, length_bucket=5)
+    ids = tf.constant([[4, 5, 0], [6, 7, 8], [9, 0, 0]])
+    bucketed = module._bucketed(ids).numpy()
+    # 3 rows -> 4 (the last repeated); 3 tokens -> 5 (PAD after).
+    np.testing.assert_array_equal(bucketed, [[4, 5, 0, 0, 0], [6, 7, 8, 0, 0],
+                                             [9, 0, 0, 0, 0], [9, 0, 0, 0, 0]])
+    # Rows stop at max_batch_size, lengths at the model's limit (16).
+    assert module._bucketed(tf.ones([5, 14], tf.int32)).shape == (6, 15)
+    assert module._bucketed(tf.ones([5, 16], tf.int32)).shape == (6, 16)
+    assert module._bucketed(tf.ones([1, 1], tf.int32)).shape == (1, 5)
+    assert module._bucketed(tf.ones([0, 2], tf.int32)).shape == (0, 5)
+
+
+@pytest.mark.parametrize("name", ["greedy", "beam"])
+def test_xla_module_equals_the_plain_graph(trained_date_model, trained_modules, name):
+    trained, _ = trained_date_model
+    plain = trained_modules[name]
+    compiled = TextToTextModule(trained.model, trained.source_tokenizer,
+                                trained.target_tokenizer, config=CONFIGS[name],
+                                max_batch_size=plain.max_batch_size, jit_compile=True)
+    inputs = tf.constant(SENTENCES[:3] + [""])  # 4 rows: one shape bucket
+    expected, result = plain.n_best(inputs), compiled.n_best(inputs)
+    np.testing.assert_array_equal(result["outputs"].numpy(), expected["outputs"].numpy())
+    np.testing.assert_allclose(result["scores"].numpy(), expected["scores"].numpy(), atol=1e-4)
+    assert texts(compiled.serve(inputs)["outputs"])[3] == ""
+    empty = compiled.serve(tf.constant([], dtype=tf.string))
+    assert empty["outputs"].shape == (0,)
+    assert compiled.describe()["xla"] is True and plain.describe()["xla"] is False
