@@ -16,7 +16,9 @@ test set (default: Multi30k test2016 en->de, 1,000 sentences), in one run:
 
 each with greedy search and beam search (``--beam-size``, length penalty
 0.6), at batch 32 over the first ``--sentences`` test sentences and at
-batch 1 over the first ``--batch1-sentences``. Every figure is warm: each
+batch 1 over the first ``--batch1-sentences``. Each path runs in its own
+Python process, one after the other (in one process, CTranslate2 decoding
+after TensorFlow decoding ran 2-3x slower). Every figure is warm: each
 batch is decoded once untimed first (tracing, XLA compilation), then the
 whole set is timed once. Reported per path: sentences/s, ms/sentence,
 sacreBLEU against the references, words per output and how many outputs
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,6 +127,53 @@ def decoders(trained, config, paths, folder, threads):
     return {name: makers[name]() for name in paths}
 
 
+def searches(beam_size):
+    return {"greedy": DecodingConfig(),
+            f"beam{beam_size}": DecodingConfig(strategy="beam", beam_size=beam_size)}
+
+
+def batches(args, sentences):
+    """``(batch size, sentences)`` pairs timed for each path."""
+    return [(batch, count) for batch, count in ((32, sentences), (1, args.batch1_sentences))
+            if count]
+
+
+def worker(args):
+    """Decode with one path (``args.worker``) and write ``{search: {batch:
+    {"ms": ms per sentence, "outputs": [...]}}}`` to ``args.result``."""
+    trained = load_trained_model(args.model)
+    sources = read_lines(args.source, args.sentences)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for search, config in searches(args.beam_size).items():
+            translate = decoders(trained, config, [args.worker], folder, args.threads)[args.worker]
+            results[search] = {}
+            for batch, count in batches(args, len(sources)):
+                if batch != 1 and args.worker in BATCH1_ONLY:
+                    continue
+                started = time.perf_counter()
+                ms, outputs = timed(translate, sources[:count], batch)
+                results[search][str(batch)] = {"ms": ms, "outputs": outputs}
+                progress(f"{search} batch {batch} {args.worker}: {1000.0 / ms:.1f} sentences/s "
+                         f"({time.perf_counter() - started:.0f}s with warm-up)")
+    with open(args.result, "w", encoding="utf-8") as f:
+        json.dump(results, f)
+
+
+def run_worker(args, name, folder):
+    """``worker`` for path ``name`` in a fresh Python process: each path gets
+    the cores to itself, with no thread pools or allocations of the others
+    (CTranslate2 after TensorFlow decoding in the same process ran 2-3x slower)."""
+    result = os.path.join(folder, f"{name}.json")
+    command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--result", result,
+               "--model", args.model, "--source", args.source,
+               "--sentences", str(args.sentences), "--batch1-sentences", str(args.batch1_sentences),
+               "--beam-size", str(args.beam_size), "--threads", str(args.threads)]
+    subprocess.run(command, check=True)
+    with open(result, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="trained model folder (RUN/model)")
@@ -137,9 +187,13 @@ def main():
                         help="CTranslate2 intra-op threads (TensorFlow uses every core)")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--quick", action="store_true", help="smoke run: 16 sentences, 4 at batch 1")
+    parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.sentences, args.batch1_sentences = 16, 4
+    if args.worker:
+        return worker(args)
     trained = load_trained_model(args.model)
     sources = read_lines(args.source, args.sentences)
     references = read_lines(args.references, args.sentences)
@@ -150,43 +204,33 @@ def main():
         "parameters": trained.model.count_params(),
         "precision": trained.model.dtype_policy.name, "sentences": len(sources),
         "ctranslate2_threads": args.threads,
-        "timing": "warm: every batch decoded once untimed, then the whole set timed once",
+        "timing": "warm: each path in its own process, every batch decoded once untimed, "
+                  "then the whole set timed once",
         "results": [],
     }
-    searches = {"greedy": DecodingConfig(),
-                f"beam{args.beam_size}": DecodingConfig(strategy="beam",
-                                                        beam_size=args.beam_size)}
     with tempfile.TemporaryDirectory() as folder:
-        for search, config in searches.items():
-            paths = decoders(trained, config, args.paths, folder, args.threads)
-            for batch, count in ((32, len(sources)), (1, args.batch1_sentences)):
-                if count == 0:
-                    continue
-                row = {"search": search, "batch": batch, "sentences": count}
-                outputs, speed = {}, {}
-                for name, translate in paths.items():
-                    if batch != 1 and name in BATCH1_ONLY:
-                        continue
-                    started = time.perf_counter()
-                    ms, outputs[name] = timed(translate, sources[:count], batch)
-                    speed[name] = 1000.0 / ms
-                    row[name] = {
-                        "sentences_per_s": round(speed[name], 2),
-                        "ms_per_sentence": round(ms, 2),
-                        "bleu": round(bleu(outputs[name], references[:count]).score, 2),
-                        "words_per_output": round(
-                            sum(len(o.split()) for o in outputs[name]) / count, 1),
-                    }
-                    if "ours" in outputs:
-                        row[name]["same_as_ours"] = sum(
-                            a == b for a, b in zip(outputs[name], outputs["ours"]))
-                    progress(f"{search} batch {batch} {name}: {speed[name]:.1f} sentences/s "
-                             f"({time.perf_counter() - started:.0f}s with warm-up)")
-                for name in OVER_CTRANSLATE2:
-                    if name in speed and "ctranslate2_fp32" in speed:
-                        row[f"{name}_over_ctranslate2_fp32"] = round(
-                            speed[name] / speed["ctranslate2_fp32"], 3)
-                report["results"].append(row)
+        decoded = {name: run_worker(args, name, folder) for name in args.paths}
+    for search in searches(args.beam_size):
+        for batch, count in batches(args, len(sources)):
+            row = {"search": search, "batch": batch, "sentences": count}
+            runs = {name: results[search][str(batch)] for name, results in decoded.items()
+                    if str(batch) in results[search]}
+            for name, run in runs.items():
+                outputs = run["outputs"]
+                row[name] = {
+                    "sentences_per_s": round(1000.0 / run["ms"], 2),
+                    "ms_per_sentence": round(run["ms"], 2),
+                    "bleu": round(bleu(outputs, references[:count]).score, 2),
+                    "words_per_output": round(sum(len(o.split()) for o in outputs) / count, 1),
+                }
+                if "ours" in runs:
+                    row[name]["same_as_ours"] = sum(
+                        a == b for a, b in zip(outputs, runs["ours"]["outputs"]))
+            for name in OVER_CTRANSLATE2:
+                if name in runs and "ctranslate2_fp32" in runs:
+                    row[f"{name}_over_ctranslate2_fp32"] = round(
+                        runs["ctranslate2_fp32"]["ms"] / runs[name]["ms"], 3)
+            report["results"].append(row)
     print(json.dumps(report, indent=2))
 
 
