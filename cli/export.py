@@ -70,6 +70,9 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Beams per input (implies --strategy beam).  [default: 4]")
 @click.option("--length-penalty", type=FiniteFloatRange(min=0.0), default=None,
               help="GNMT length penalty alpha (beam).  [default: 0.6]")
+@click.option("--beam-stopping", type=click.Choice(("early", "exact")), default=None,
+              help="When beam search stops: early (no alive beam beats the n-best finished "
+                   "ones at its current length) or exact (at any length).  [default: early]")
 @click.option("--n-best", type=click.IntRange(min=1), default=None,
               help="Hypotheses returned by the n_best signature (beam).  [default: 1]")
 @click.option("--max-length", type=click.IntRange(min=1), default=None,
@@ -99,7 +102,8 @@ def _check_in_fresh_process(export_path, probes, expected):
                    "process, must give the in-memory model's output (repeatable).")
 @user_errors
 def export(model_path, output_dir, version, overwrite, export_format, strategy, beam_size,
-           length_penalty, n_best, max_length, max_batch_size, quantize, tflite_io, xla, probes):
+           length_penalty, beam_stopping, n_best, max_length, max_batch_size, quantize, tflite_io,
+           xla, probes):
     """Export a trained model: a SavedModel (strings in, strings out) or TFLite.
 
     Tokenization, the encoder, cached greedy or beam search and
@@ -145,9 +149,13 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
                         is not click.core.ParameterSource.DEFAULT)
     _check_format_options(export_format, n_best, quantize, tflite_io,
                           batch_size_given, xla)  # before TensorFlow
+    if beam_stopping == "exact" and export_format != "saved_model":
+        raise click.UsageError(f"--beam-stopping exact applies to --format saved_model; "
+                               f"--format {export_format} stops beam search early.")
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
-        ("n_best", n_best), ("max_length", max_length)) if value is not None}
+        ("beam_stopping", beam_stopping), ("n_best", n_best),
+        ("max_length", max_length)) if value is not None}
     from cli.translate import _with_strategy, decoding_config
 
     _with_strategy(decoding)  # flags of two strategies: a usage error before TensorFlow

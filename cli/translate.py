@@ -24,6 +24,7 @@ DECODING_DEFAULTS = {
     "strategy": "greedy",
     "beam_size": 4,
     "length_penalty": 0.6,
+    "beam_stopping": "early",
     "n_best": 1,
     "temperature": 1.0,
     "top_k": 0,
@@ -37,7 +38,8 @@ DECODING_DEFAULTS = {
     "seed": None,
 }
 STRATEGIES = ("greedy", "beam", "sample")
-_STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "temperature": "sample",
+_STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "beam_stopping": "beam",
+                     "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
                        "model folder or CTranslate2 export (its recipe's evaluation.decoding, "
@@ -66,6 +68,10 @@ _DECODING_OPTIONS = (
     ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
     ("--beam-size", click.IntRange(min=1), "Beams per input (beam)."),
     ("--length-penalty", FiniteFloatRange(min=0.0), "GNMT length penalty alpha (beam)."),
+    ("--beam-stopping", click.Choice(("early", "exact")),
+     "Beam search stops once no alive beam beats the n-best finished ones at its "
+     "current length (early, as Hugging Face; about half the steps) or at any length "
+     "(exact; never misses a better one)."),
     ("--n-best", click.IntRange(min=1),
      "Outputs per input, written as 'index ||| text ||| score' lines."),
     ("--temperature", FiniteFloatRange(min=0.0, min_open=True), "Sampling temperature."),

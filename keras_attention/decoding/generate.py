@@ -15,7 +15,7 @@ import random
 from keras import ops
 
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_attention.decoding.beam import beam_search
+from keras_attention.decoding.beam import STOPPINGS, beam_search
 from keras_attention.decoding.cache import cached_steps, tile_rows, window_lengths
 from keras_attention.decoding.greedy import argmax_pick, token_search
 from keras_attention.decoding.processors import decoding_processors, sampling_warpers
@@ -42,6 +42,11 @@ class DecodingConfig:
         beam_size: beams per sentence (``beam``).
         length_penalty: GNMT alpha >= 0, score = log P / ((5 + length) / 6) ** alpha
             (``beam``; length counts the generated tokens, END included).
+        beam_stopping: when beam search stops (``beam``): ``"early"`` once no
+            alive beam, scored at its current length, beats the
+            ``n_best``-th finished hypothesis (Hugging Face's default rule;
+            can rarely miss a better one), ``"exact"`` once none could at any
+            length (never misses one; about twice the steps).
         n_best: hypotheses returned per sentence (``beam``: <= beam_size;
             ``sample``: independent samples; ``greedy``: 1).
         temperature, top_k, top_p: sampling controls (``top_k=0`` and
@@ -63,6 +68,7 @@ class DecodingConfig:
     strategy: str = "greedy"
     beam_size: int = 4
     length_penalty: float = 0.6
+    beam_stopping: str = "early"
     n_best: int = 1
     temperature: float = 1.0
     top_k: int = 0
@@ -83,6 +89,8 @@ class DecodingConfig:
                "use beam_size=1 for a single beam.")
         _check(self.length_penalty >= 0,
                f"length_penalty must be >= 0 (GNMT alpha, 0 = off), got {self.length_penalty!r}.")
+        _check(self.beam_stopping in STOPPINGS,
+               f"beam_stopping must be one of {STOPPINGS}, got {self.beam_stopping!r}.")
         _check(_is_int(self.n_best) and self.n_best >= 1,
                f"n_best must be an integer >= 1, got {self.n_best!r}.")
         _check(self.strategy != "beam" or self.n_best <= self.beam_size,
@@ -190,6 +198,7 @@ def _beam(steps, start, state, total, limits, config):
         processors=decoding_processors(config, tile_rows(limits, config.beam_size), END_ID),
         reorder_fn=steps.reorder,
         resize_fn=steps.resize,
+        stopping=config.beam_stopping,
     )
 
 

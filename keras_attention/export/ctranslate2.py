@@ -273,6 +273,9 @@ def _search_options(config, limit):
     if config.repetition_penalty != 1.0:
         raise ValueError("repetition_penalty is not supported by CTranslate2 decoding here; "
                          "decode with the trained model folder instead.")
+    if config.strategy == "beam" and config.beam_stopping != "early":
+        raise ValueError("beam_stopping 'exact' is not supported by CTranslate2 decoding, "
+                         "which stops early; decode with the trained model folder instead.")
     options = dict(
         max_decoding_length=limit,
         min_decoding_length=config.min_length,

@@ -162,7 +162,7 @@ class SearchIdsModule(tf.Module):
                 beam_size=config.beam_size, length_penalty=config.length_penalty,
                 processors=decoding_processors(config, tile_rows(limits, config.beam_size),
                                                END_ID),
-                reorder_fn=steps.reorder,
+                reorder_fn=steps.reorder, stopping=config.beam_stopping,
             )
         # generate's rule: an all-padding source gives [END] then PAD.
         ids, _ = end_empty_sources(source_ids, tokens[:, :, 1:], scores)

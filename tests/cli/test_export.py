@@ -145,6 +145,9 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--format", "ctranslate2", "--max-batch-size", "64"], 2,
      "--max-batch-size applies to SavedModels"),
     (["--format", "ctranslate2", "--io", "ids"], 2, "--io applies to --format tflite"),
+    (["--format", "tflite", "--beam-stopping", "exact"], 2,
+     "--beam-stopping exact applies to --format saved_model; --format tflite stops beam "
+     "search early."),
     (["--format", "tflite", "--xla"], 2, "--xla applies to --format saved_model; --format "
      "tflite has its own runtime. Drop --xla."),
     (["--format", "ctranslate2", "--xla"], 2, "--xla applies to --format saved_model"),

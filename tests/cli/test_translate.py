@@ -35,7 +35,8 @@ def test_help_defaults_are_the_decoding_config_defaults():
     assert translate_module.DECODING_DEFAULTS == defaults
     result = invoke("translate", "--help")
     assert result.exit_code == 0
-    for flag in ("--strategy", "--beam-size", "--length-penalty", "--n-best", "--temperature",
+    for flag in ("--strategy", "--beam-size", "--length-penalty", "--beam-stopping", "--n-best",
+                 "--temperature",
                  "--top-k", "--top-p", "--seed", "--max-length", "--max-length-ratio",
                  "--min-length", "--no-repeat-ngram-size", "--repetition-penalty", "--truncate"):
         assert flag in result.output
@@ -149,6 +150,8 @@ def test_files_with_progress_and_beam_n_best(trained_date_model, tmp_path):
     (["--strategy", "sample", "--temperature", "0.7", "--top-p", "0.9"],
      {"strategy": "sample", "temperature": 0.7, "top_p": 0.9}),
     (["--n-best", "3"], {"n_best": 3}),
+    (["--strategy", "beam", "--beam-stopping", "exact"],
+     {"strategy": "beam", "beam_stopping": "exact"}),
 ])
 def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected):
     seen = {}
@@ -223,6 +226,9 @@ def test_translate_starts_from_the_decoding_saved_with_the_model(trained_date_mo
     (["--strategy", "greedy", "--beam-size", "3"],
      "Error: --beam-size applies to --strategy beam, not greedy; drop it or choose "
      "--strategy beam."),
+    (["--strategy", "sample", "--beam-stopping", "exact"],
+     "Error: --beam-stopping applies to --strategy beam, not sample; drop it or choose "
+     "--strategy beam."),
     (["--strategy", "beam", "--top-p", "0.5"],
      "Error: --top-p applies to --strategy sample, not beam; drop it or choose "
      "--strategy sample."),
@@ -294,7 +300,8 @@ def test_xla_flag_gives_the_library_outputs_and_needs_a_model_folder(trained_dat
     assert result.exit_code == 1
     assert result.output.strip() == (
         f"Error: --xla: '{tmp_path}' is an exported SavedModel, whose decoding graph is "
-        "fixed at export; use a trained model folder (with model.keras) for --xla.")
+        "fixed at export; export it with 'keras-attention export --xla', or use a "
+        "trained model folder (with model.keras) for --xla.")
 
 
 def test_too_long_input_and_truncate(trained_date_model):

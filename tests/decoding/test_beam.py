@@ -1,6 +1,7 @@
 """Beam search on hand-written step functions with known probabilities."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_attention.decoding import (
@@ -121,7 +122,8 @@ def test_beam_search_is_exact_on_small_search_spaces():
     tokens, scores = beam_search(markov_next_fn(table), tf.constant([START]),
                                  tf.zeros([1], tf.int32), length, END, beam_size=108,
                                  length_penalty=1.0, n_best=3,
-                                 processors=(LogSoftmax(), ForceEndAtLimit([4] * 108, END)))
+                                 processors=(LogSoftmax(), ForceEndAtLimit([4] * 108, END)),
+                                 stopping="exact")
     candidates = []
 
     def extend(prefix, log_prob):
@@ -138,6 +140,38 @@ def test_beam_search_is_exact_on_small_search_spaces():
     np.testing.assert_allclose(scores[0], [c[0] for c in candidates[:3]], rtol=1e-5)
     for hypothesis, (_, expected) in zip(np.asarray(tokens[0]), candidates[:3]):
         assert list(hypothesis[1:len(expected) + 1]) == expected
+
+
+def late_bloomer_table():
+    """START -> END (0.40) ends at once: log 0.4 / 1 = -0.92 (alpha 1); START
+    -> A (0.35) goes on with certainty A X Y B END: log 0.35 / (10 / 6) =
+    -0.63, better, but after one step A's score at its length is -1.05."""
+    table = np.full((VOCAB, VOCAB), 1e-9)
+    table[START, [END, A, Y]] = [0.40, 0.35, 0.25]
+    table[A, X] = table[X, Y] = table[Y, B] = table[B, END] = 1.0
+    table[[PAD, END]] = 1.0 / VOCAB
+    return table / table.sum(axis=1, keepdims=True)
+
+
+def test_early_stopping_can_miss_a_late_bloomer_that_exact_finds():
+    table = late_bloomer_table()
+    start, cache = tf.constant([START]), tf.zeros([1], tf.int32)
+    runs = {}
+    for stopping in ("early", "exact"):
+        calls = []
+        tokens, scores = beam_search(markov_next_fn(table, calls), start, cache, 8, END,
+                                     beam_size=2, length_penalty=1.0, stopping=stopping)
+        runs[stopping] = np.asarray(tokens[0, 0]), float(scores[0, 0]), len(calls)
+    tokens, score, calls = runs["early"]
+    np.testing.assert_array_equal(tokens, [START, END] + [PAD] * 6)
+    np.testing.assert_allclose(score, np.log(0.40), rtol=1e-5)
+    assert calls == 1  # A's -1.05 at its length cannot beat -0.92: stop
+    tokens, score, calls = runs["exact"]
+    np.testing.assert_array_equal(tokens, [START, A, X, Y, B, END, PAD, PAD])
+    np.testing.assert_allclose(score, np.log(0.35) / (10 / 6), rtol=1e-5)
+    assert calls == 5
+    with pytest.raises(ValueError, match="stopping must be one of"):
+        beam_search(markov_next_fn(table), start, cache, 8, END, stopping="never")
 
 
 def test_inside_tf_function_equals_eager():

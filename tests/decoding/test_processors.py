@@ -119,6 +119,7 @@ def test_config_builds_the_processor_chain_in_order():
         (dict(n_best=2), "greedy search returns one hypothesis"),
         (dict(n_best=0, strategy="sample"), "n_best must be an integer >= 1"),
         (dict(length_penalty=-0.1), "length_penalty must be >= 0"),
+        (dict(beam_stopping="never"), "beam_stopping must be one of ('early', 'exact')"),
         (dict(temperature=0.0), "temperature must be > 0"),
         (dict(top_k=-1), "top_k must be an integer >= 0"),
         (dict(top_p=0.0), "top_p must be in (0, 1]"),

@@ -135,6 +135,20 @@ def test_long_inputs_are_refused_unless_truncated(date_export):
     assert len(source_ids(trained.source_tokenizer, [long_input])[0]) > limit
 
 
+@pytest.mark.parametrize("config, message", [
+    (DecodingConfig(repetition_penalty=1.2), "repetition_penalty is not supported by "
+     "CTranslate2 decoding here; decode with the trained model folder instead."),
+    (DecodingConfig(strategy="beam", beam_stopping="exact"), "beam_stopping 'exact' is not "
+     "supported by CTranslate2 decoding, which stops early; decode with the trained model "
+     "folder instead."),
+])
+def test_decoding_ctranslate2_cannot_do_is_refused(date_export, config, message):
+    _, folder = date_export
+    with pytest.raises(ValueError) as error:
+        CTranslate2Translator(folder, config=config).generate(["the first of may"])
+    assert str(error.value) == message
+
+
 def test_what_ctranslate2_cannot_run_is_a_one_line_error(monkeypatch):
     copy = Transformer(get_preset("tiny", encoder_vocabulary_size=30, decoder_vocabulary_size=30,
                                   share_embeddings=True, copy_attention=True))
