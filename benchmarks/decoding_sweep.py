@@ -38,9 +38,11 @@ def progress(message):
 
 def parse_grid(items, decoding):
     """``{field: [values]}`` from ``field=v1,v2`` strings, each value of the
-    type of ``decoding``'s field (an int field takes ints, a float field floats)."""
+    type of ``decoding``'s field (an int field takes ints, a float field
+    floats, ``beam_stopping`` its names)."""
     # "float", "float | None" ... (the annotations name the type).
-    kinds = {field.name: float if "float" in str(field.type) else int
+    kinds = {field.name: float if "float" in str(field.type)
+             else str if "str" in str(field.type) else int
              for field in dataclasses.fields(decoding)}
     fields = set(kinds)
     grid = {}

@@ -174,6 +174,26 @@ def test_early_stopping_can_miss_a_late_bloomer_that_exact_finds():
         beam_search(markov_next_fn(table), start, cache, 8, END, stopping="never")
 
 
+def test_each_sentence_decodes_as_it_would_alone():
+    """A sentence that stops (early rule) keeps its hypotheses while the rest
+    of the batch goes on, so its output does not depend on its neighbours;
+    the late bloomer of START is not found because a neighbour runs longer."""
+    rng = np.random.default_rng(3)
+    starts = [START, A, B, X, Y]
+    for _ in range(4):
+        table = late_bloomer_table()
+        table[[A, B, X, Y]] = rng.dirichlet(np.full(VOCAB, 0.4), size=4)
+        cache = tf.zeros([len(starts)], tf.int32)
+        batch = beam_search(markov_next_fn(table), tf.constant(starts), cache, 10, END,
+                            beam_size=2, length_penalty=1.0, n_best=2)
+        for row, start in enumerate(starts):
+            alone = beam_search(markov_next_fn(table), tf.constant([start]), cache[:1], 10, END,
+                                beam_size=2, length_penalty=1.0, n_best=2)
+            np.testing.assert_array_equal(batch[0][row], alone[0][0])
+            np.testing.assert_allclose(batch[1][row], alone[1][0], rtol=1e-5)
+        np.testing.assert_array_equal(batch[0][0, 0, :2], [START, END])
+
+
 def test_inside_tf_function_equals_eager():
     table = trap_table()
     next_fn = markov_next_fn(table)

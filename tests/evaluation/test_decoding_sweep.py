@@ -65,7 +65,7 @@ def test_select_and_limits(trained_date_model, recipe, capsys):
 
 @pytest.mark.parametrize("arguments, message", [
     (["--grid", "beams=2"], "--grid 'beams' is not a decoding setting; use one of beam_size, "
-     "length_penalty, max_length, max_length_offset, max_length_ratio, min_length, n_best, "
+     "beam_stopping, length_penalty, max_length, max_length_offset, max_length_ratio, min_length, n_best, "
      "no_repeat_ngram_size, repetition_penalty, temperature, top_k, top_p."),
     (["--grid", "length_penalty"],
      "--grid 'length_penalty' is not FIELD=V1,V2,...; e.g. --grid length_penalty=0.6,1.0."),
@@ -88,3 +88,13 @@ def test_recipe_without_a_test_split_is_a_one_line_error(trained_date_model, tmp
     assert str(error.value) == (
         f"error: {recipe} has no data.test; the sweep chooses on the validation split and "
         "reports the test split.")
+
+
+def test_grid_values_take_the_type_of_their_field():
+    from keras_attention.decoding import DecodingConfig
+
+    grid = sweep.parse_grid(["beam_stopping=early,exact", "length_penalty=0.6,1",
+                             "min_length=0,10"], DecodingConfig())
+    assert grid == {"beam_stopping": ["early", "exact"], "length_penalty": [0.6, 1.0],
+                    "min_length": [0, 10]}
+    assert [type(v) for v in grid["length_penalty"]] == [float, float]
