@@ -12,7 +12,7 @@ import sys
 import click
 
 from cli.errors import user_errors
-from cli.translate import FiniteFloatRange
+from cli.translate import BEAM_STOPPINGS, FiniteFloatRange
 
 FORMATS = ("saved_model", "tflite", "ctranslate2")
 # keras_attention.export.tflite / .ctranslate2 QUANTIZATIONS, here without
@@ -70,7 +70,7 @@ def _check_in_fresh_process(export_path, probes, expected):
               help="Beams per input (implies --strategy beam).  [default: 4]")
 @click.option("--length-penalty", type=FiniteFloatRange(min=0.0), default=None,
               help="GNMT length penalty alpha (beam).  [default: 0.6]")
-@click.option("--beam-stopping", type=click.Choice(("early", "exact")), default=None,
+@click.option("--beam-stopping", type=click.Choice(BEAM_STOPPINGS), default=None,
               help="When beam search stops: early (no alive beam beats the n-best finished "
                    "ones at its current length) or exact (at any length).  [default: early]")
 @click.option("--n-best", type=click.IntRange(min=1), default=None,
@@ -95,8 +95,9 @@ def _check_in_fresh_process(export_path, probes, expected):
 @click.option("--xla", is_flag=True,
               help="SavedModel: compile the search with XLA inside the graph (TF Serving: "
                    "--xla_cpu_compilation_enabled=true): faster decoding on CPU once "
-                   "compiled (README, Decoding speed), but the first request of each shape bucket (batch padded to a "
-                   "power of two, source to a multiple of 16 tokens) compiles for seconds.")
+                   "compiled (README, Decoding speed), but the first request of each shape "
+                   "bucket (batch padded to a power of two, source to a multiple of 16 "
+                   "tokens) compiles for seconds.")
 @click.option("--probe", "probes", multiple=True,
               help="Input to check after exporting: the export, reloaded in a fresh "
                    "process, must give the in-memory model's output (repeatable).")
@@ -148,10 +149,7 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     batch_size_given = (click.get_current_context().get_parameter_source("max_batch_size")
                         is not click.core.ParameterSource.DEFAULT)
     _check_format_options(export_format, n_best, quantize, tflite_io,
-                          batch_size_given, xla)  # before TensorFlow
-    if beam_stopping == "exact" and export_format != "saved_model":
-        raise click.UsageError(f"--beam-stopping exact applies to --format saved_model; "
-                               f"--format {export_format} stops beam search early.")
+                          batch_size_given, xla, beam_stopping)  # before TensorFlow
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
         ("beam_stopping", beam_stopping), ("n_best", n_best),
@@ -206,11 +204,15 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     )
 
 
-def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size_given, xla):
+def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size_given, xla,
+                          beam_stopping):
     """Usage errors of options that belong to another --format."""
     if xla and export_format != "saved_model":
         raise click.UsageError(f"--xla applies to --format saved_model; --format "
                                f"{export_format} has its own runtime. Drop --xla.")
+    if beam_stopping == "exact" and export_format != "saved_model":
+        raise click.UsageError(f"--beam-stopping exact applies to --format saved_model; "
+                               f"--format {export_format} stops beam search early.")
     if tflite_io is not None and export_format != "tflite":
         raise click.UsageError("--io applies to --format tflite; drop it or add --format tflite.")
     if export_format == "saved_model":

@@ -38,6 +38,8 @@ DECODING_DEFAULTS = {
     "seed": None,
 }
 STRATEGIES = ("greedy", "beam", "sample")
+# keras_attention.decoding.beam.STOPPINGS without TensorFlow (the test checks they agree).
+BEAM_STOPPINGS = ("early", "exact")
 _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "beam_stopping": "beam",
                      "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
@@ -68,7 +70,7 @@ _DECODING_OPTIONS = (
     ("--strategy", click.Choice(STRATEGIES), "Decoding strategy."),
     ("--beam-size", click.IntRange(min=1), "Beams per input (beam)."),
     ("--length-penalty", FiniteFloatRange(min=0.0), "GNMT length penalty alpha (beam)."),
-    ("--beam-stopping", click.Choice(("early", "exact")),
+    ("--beam-stopping", click.Choice(BEAM_STOPPINGS),
      "Beam search stops once no alive beam beats the n-best finished ones at its "
      "current length (early, as Hugging Face; about half the steps) or at any length "
      "(exact; never misses a better one)."),

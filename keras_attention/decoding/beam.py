@@ -124,19 +124,13 @@ def beam_search(
 
     def cond(index, alive_tokens, alive_log_probs, finished_tokens, finished_scores, stops,
              cache):
-        going = ops.logical_and(stops > index,
-                                improvable(index, alive_log_probs, finished_scores))
-        return ops.logical_and(index < max_length - 1, ops.any(going))
+        return ops.logical_and(index < max_length - 1, ops.any(stops > index))
 
     def body(index, alive_tokens, alive_log_probs, finished_tokens, finished_scores, stops,
              cache):
-        # A sentence that cannot improve stops here: its hypotheses are kept
-        # as they are while the rest of the batch goes on, so its output does
-        # not depend on the other sentences of the batch.
-        stops = ops.where(
-            ops.logical_and(stops > index,
-                            ops.logical_not(improvable(index, alive_log_probs, finished_scores))),
-            index, stops)
+        # A sentence that stopped keeps its hypotheses as they are while the
+        # rest of the batch goes on, so its output does not depend on the
+        # other sentences of the batch.
         stopped = stops <= index
         before = alive_tokens, alive_log_probs, finished_tokens, finished_scores
         rows_tokens = ops.reshape(alive_tokens, (batch * k, max_length))
@@ -177,8 +171,13 @@ def beam_search(
         after = alive_tokens, alive_log_probs, finished_tokens, finished_scores
         kept = [ops.where(ops.reshape(stopped, (-1,) + (1,) * (len(new.shape) - 1)), old, new)
                 for old, new in zip(before, after)]
+        # A sentence stops at the next position if it cannot improve there.
+        cannot_improve = ops.logical_not(improvable(index + 1, kept[1], kept[3]))
+        stops = ops.where(ops.logical_and(stops > index + 1, cannot_improve), index + 1, stops)
         return (index + 1, *kept, stops, cache)
 
+    # Where each sentence stopped (max_length: still going); nothing has
+    # finished at position 0, so every sentence starts going.
     stops = ops.full((batch,), max_length, dtype="int32")
     index, alive_tokens, alive_log_probs, finished_tokens, finished_scores, stops, _ = (
         while_loop_in_windows(

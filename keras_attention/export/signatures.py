@@ -206,8 +206,8 @@ class TextToTextModule(tf.Module):
             power = tf.bitwise.bitwise_or(power, tf.bitwise.right_shift(power, shift))
         rows = tf.where(shape[0] > 0, tf.minimum(power + 1, self.max_batch_size), 0)
         bucket = self.length_bucket
+        # source_ids are cut to max_input_length already, so length >= shape[1].
         length = tf.minimum((shape[1] + bucket - 1) // bucket * bucket, self.max_input_length)
-        length = tf.maximum(length, shape[1])
         last = tf.maximum(shape[0] - 1, 0)
         source_ids = tf.gather(source_ids, tf.minimum(tf.range(rows), last))
         return tf.pad(source_ids, [[0, 0], [0, length - shape[1]]], constant_values=PAD_ID)

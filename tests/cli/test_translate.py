@@ -33,6 +33,9 @@ def invoke(*args, input=None):
 def test_help_defaults_are_the_decoding_config_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(DecodingConfig)}
     assert translate_module.DECODING_DEFAULTS == defaults
+    from keras_attention.decoding.beam import STOPPINGS
+
+    assert translate_module.BEAM_STOPPINGS == STOPPINGS
     result = invoke("translate", "--help")
     assert result.exit_code == 0
     for flag in ("--strategy", "--beam-size", "--length-penalty", "--beam-stopping", "--n-best",
