@@ -26,7 +26,7 @@ from keras_attention.training.schedules import (
     WarmupCosineSchedule,
     learning_rate_schedule,
 )
-from keras_attention.training.run_directory import RunLayout
+from keras_attention.training.run_layout import RunLayout
 from keras_attention.training.train import TrainResult, train
 
 

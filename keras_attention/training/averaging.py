@@ -5,22 +5,18 @@ epochs, often a little better than the last epoch alone (Vaswani et al.,
 A run folder (what ``keras-attention train`` writes) holds the trained model
 in ``model/`` and the weights after each epoch in
 ``checkpoints/epoch-0001.weights.h5``, ``epoch-0002.weights.h5``, ...
-``average_last`` averages the last N of those into a new model folder.
+``average_last`` averages the last N of those into a new model folder
+(``averaged/`` by default; the names are ``run_layout``'s).
 """
 
 import os
-import re
 
 import h5py
 import numpy as np
 
 from keras_attention.atomic import refuse_existing
 from keras_attention.models.saving import TrainedModel, load_trained_model, save_trained_model
-
-CHECKPOINTS = "checkpoints"
-MODEL = "model"
-AVERAGED = "averaged"
-_EPOCH_CHECKPOINT = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+from keras_attention.training.run_layout import CHECKPOINTS, RunLayout
 
 
 def average_checkpoints(model, weight_paths):
@@ -105,18 +101,6 @@ def _stored_shapes(path):
     return sorted(shapes)
 
 
-def epoch_checkpoints(run_dir):
-    """The ``checkpoints/epoch-NNNN.weights.h5`` paths of ``run_dir``, by epoch."""
-    directory = os.path.join(run_dir, CHECKPOINTS)
-    names = os.listdir(directory) if os.path.isdir(directory) else []
-    epochs = sorted(
-        (int(match.group(1)), name)
-        for name in names
-        if (match := _EPOCH_CHECKPOINT.match(name))
-    )
-    return [os.path.join(directory, name) for _, name in epochs]
-
-
 def average_last(run_dir, last=5, output=None, overwrite=False):
     """Average the last ``last`` epoch checkpoints of the run in ``run_dir``
     into a trained model folder (architecture, tokenizers and task from
@@ -137,17 +121,18 @@ def average_last(run_dir, last=5, output=None, overwrite=False):
             f"run folder '{run_dir}' not found; pass the output folder of "
             "'keras-attention train'."
         )
-    checkpoints = epoch_checkpoints(run_dir)
+    layout = RunLayout(run_dir)
+    checkpoints = list(layout.epoch_checkpoints().values())
     if len(checkpoints) < last:
         raise ValueError(
             f"run '{run_dir}' has {len(checkpoints)} epoch checkpoint(s) in "
             f"{CHECKPOINTS}/ (epoch-NNNN.weights.h5), fewer than the {last} to average; "
             "average fewer or train more epochs."
         )
-    output = output or os.path.join(run_dir, AVERAGED)
+    output = output or layout.averaged
     if not overwrite:
         refuse_existing(output, "model folder", "--output")
-    trained = load_trained_model(os.path.join(run_dir, MODEL))
+    trained = load_trained_model(layout.model)
     chosen = checkpoints[-last:]
     average_checkpoints(trained.model, chosen)
     metadata = dict(

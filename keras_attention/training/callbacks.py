@@ -5,7 +5,6 @@ budget."""
 
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -18,6 +17,11 @@ from keras import ops
 from keras_attention.atomic import write_atomically
 from keras_attention.data.batching import epoch_seed
 from keras_attention.progress import format_duration
+from keras_attention.training.run_layout import (
+    BACKUP_METADATA,
+    epoch_checkpoint_name,
+    epoch_checkpoints,
+)
 
 
 def current_learning_rate(optimizer):
@@ -361,22 +365,6 @@ def save_weights_atomically(model, path):
     return path
 
 
-EPOCH_CHECKPOINT = "epoch-{epoch:04d}.weights.h5"
-_EPOCH_CHECKPOINT_RE = re.compile(r"^epoch-(\d{4,})\.weights\.h5$")
-
-
-def epoch_checkpoints(directory):
-    """``{epoch: path}`` of the epoch checkpoints in ``directory``."""
-    if not os.path.isdir(directory):
-        return {}
-    found = {}
-    for name in os.listdir(directory):
-        match = _EPOCH_CHECKPOINT_RE.match(name)
-        if match:
-            found[int(match.group(1))] = os.path.join(directory, name)
-    return dict(sorted(found.items()))
-
-
 class RunBackup(keras.callbacks.Callback):
     """The training state (model and optimizer weights) after each epoch in
     ``directory``, restored when training begins again; a kill at any
@@ -394,7 +382,6 @@ class RunBackup(keras.callbacks.Callback):
     gets the epoch to start at from the same metadata (``initial_epoch``).
     """
 
-    METADATA = "training_metadata.json"
     KERAS_WEIGHTS = "latest.weights.h5"  # what BackupAndRestore wrote
 
     def __init__(self, directory):
@@ -403,7 +390,7 @@ class RunBackup(keras.callbacks.Callback):
 
     @property
     def metadata_path(self):
-        return os.path.join(self.directory, self.METADATA)
+        return os.path.join(self.directory, BACKUP_METADATA)
 
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.metadata_path):
@@ -416,7 +403,7 @@ class RunBackup(keras.callbacks.Callback):
             os.path.join(self.directory, metadata.get("weights", self.KERAS_WEIGHTS)))
 
     def on_epoch_end(self, epoch, logs=None):
-        name = EPOCH_CHECKPOINT.format(epoch=epoch + 1)
+        name = epoch_checkpoint_name(epoch + 1)
         save_weights_atomically(self.model, os.path.join(self.directory, name))
         metadata = {"epoch": epoch + 1, "batch": 0, "weights": name}
         write_atomically(self.metadata_path, json.dumps(metadata).encode("utf-8"))
@@ -441,7 +428,7 @@ class EpochCheckpoints(keras.callbacks.Callback):
         self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
-        path = os.path.join(self.directory, EPOCH_CHECKPOINT.format(epoch=epoch + 1))
+        path = os.path.join(self.directory, epoch_checkpoint_name(epoch + 1))
         save_weights_atomically(self.model, path)
         checkpoints = epoch_checkpoints(self.directory)
         for old in list(checkpoints)[: -self.keep]:

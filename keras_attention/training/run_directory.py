@@ -1,5 +1,5 @@
-"""A run directory (``RunLayout``) and what ``train`` may do with what it
-finds there.
+"""What ``train`` may do with what it finds in a run directory (a
+``RunLayout``, ``keras_attention.training.run_layout``).
 
 ``inspect_run(layout, config)`` only reads, and says how a run of ``config``
 starts in ``layout`` (a ``RunStart``):
@@ -28,53 +28,6 @@ import shutil
 
 from keras_attention.training.config import first_difference, load_config, save_config
 from keras_attention.training.provenance import provenance_difference, read_provenance
-
-
-@dataclasses.dataclass(frozen=True)
-class RunLayout:
-    """The paths of a run directory (see ``keras_attention.training.train``)."""
-
-    directory: str
-
-    def path(self, *parts):
-        return os.path.join(self.directory, *parts)
-
-    @property
-    def config(self):
-        return self.path("config.yaml")
-
-    @property
-    def vocab(self):
-        return self.path("vocab")
-
-    @property
-    def checkpoints(self):
-        return self.path("checkpoints")
-
-    @property
-    def best(self):
-        return self.path("checkpoints", "best.weights.h5")
-
-    @property
-    def backup(self):
-        return self.path("backup")
-
-    @property
-    def backup_metadata(self):
-        """What ``RunBackup`` writes after each finished epoch."""
-        return self.path("backup", "training_metadata.json")
-
-    @property
-    def logs(self):
-        return self.path("logs")
-
-    @property
-    def history(self):
-        return self.path("logs", "history.json")
-
-    @property
-    def model(self):
-        return self.path("model")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,17 +1,9 @@
 """``train(config)``: a ``TrainConfig`` in, a trained model folder out.
 
-The run directory (``config.output.directory``)::
-
-    config.yaml                    the full resolved TrainConfig (paths absolute)
-    vocab/source.*, vocab/target.* tokenizers; built once, reused on resume
-    vocab/provenance.json          what they were built from (``provenance``)
-    checkpoints/epoch-0001.weights.h5 ...  weights after each epoch (newest
-                                   ``output.keep_checkpoints`` kept)
-    checkpoints/best.weights.h5    best by the validation score (+ .json: value, epoch)
-    backup/                        the state after the last finished epoch (RunBackup)
-    logs/train, logs/validation    TensorBoard; logs/history.json: every epoch's logs
-    model/                         the final TrainedModel folder: the best
-                                   weights with a validation set, else the last
+The run directory (``config.output.directory``) is laid out as
+``keras_attention.training.run_layout`` says (``RunLayout``): config.yaml,
+vocab/, checkpoints/, backup/, logs/ and model/, the final ``TrainedModel``
+folder (the best weights with a validation set, else the last).
 
 ``training.max_steps`` / ``training.time_limit_minutes`` end the run early, at
 the end of a step; the layout is the same (the stopped epoch is validated and
@@ -31,7 +23,6 @@ takes any config; ``run_directory`` says what else is refused.
 import dataclasses
 import itertools
 import json
-import os
 import sys
 import time
 
@@ -72,11 +63,11 @@ from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
 from keras_attention.training.provenance import vocabulary_provenance, write_provenance
 from keras_attention.training.run_directory import (
-    RunLayout,
     check_vocabulary,
     inspect_run,
     start_run,
 )
+from keras_attention.training.run_layout import RunLayout
 from keras_attention.training.schedules import learning_rate_schedule
 
 
@@ -194,7 +185,7 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
             sources, references, task_scorer(config.task),
             every_n_epochs=config.evaluation.every_n_epochs,
             batch_size=config.evaluation.batch_size,
-            log_dir=os.path.join(layout.logs, "validation") if config.output.tensorboard else None,
+            log_dir=layout.validation_logs if config.output.tensorboard else None,
             examples=config.evaluation.examples,
             attention_image=_attention_image(model, source_tokenizer, target_tokenizer,
                                              config.task),

@@ -13,11 +13,8 @@ from keras_attention.models import (
     load_trained_model,
     save_trained_model,
 )
-from keras_attention.training.averaging import (
-    average_checkpoints,
-    average_last,
-    epoch_checkpoints,
-)
+from keras_attention.training.averaging import average_checkpoints, average_last
+from keras_attention.training.run_layout import RunLayout
 
 SOURCES = ["the first of may", "the second of june", "march third"]
 TARGETS = ["05-01", "06-02", "03-03"]
@@ -97,7 +94,7 @@ def test_average_of_one_file_is_that_file(tmp_path):
 def test_average_last_writes_a_model_folder_of_the_last_epochs(tmp_path):
     run = tmp_path / "run"
     saved = make_run(str(run), epochs=[1, 2, 3, 10])
-    assert [os.path.basename(p) for p in epoch_checkpoints(str(run))] == [
+    assert [os.path.basename(p) for p in RunLayout(str(run)).epoch_checkpoints().values()] == [
         "epoch-0001.weights.h5", "epoch-0002.weights.h5", "epoch-0003.weights.h5",
         "epoch-0010.weights.h5",
     ]
