@@ -83,7 +83,7 @@ def select_metric(config, select):
 
 
 def run(args):
-    from keras_attention.evaluation.test_set import evaluate_test_set
+    from keras_attention.evaluation.scoring import evaluate_test_set
     from keras_attention.models import load_trained_model
     from keras_attention.training import load_config
 

@@ -108,7 +108,7 @@ def run(args):
     import keras
     import tensorflow as tf
 
-    from keras_attention.evaluation.test_set import evaluate_test_set
+    from keras_attention.evaluation.scoring import evaluate_test_set
     from keras_attention.models import load_trained_model
     from keras_attention.training import load_config, train
 

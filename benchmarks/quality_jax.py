@@ -416,7 +416,7 @@ def finish(args):
     import tensorflow as tf
 
     from keras_attention.data import load_tokenizer
-    from keras_attention.evaluation.test_set import evaluate_test_set
+    from keras_attention.evaluation.scoring import evaluate_test_set
     from keras_attention.models import Transformer, TrainedModel, save_trained_model
     from keras_attention.training import load_config
 

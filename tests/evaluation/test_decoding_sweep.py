@@ -7,7 +7,7 @@ import pytest
 from benchmark_scripts import load_benchmark
 from training.run_configs import write_config
 
-from keras_attention.evaluation.test_set import evaluate_test_set
+from keras_attention.evaluation.scoring import evaluate_test_set
 from keras_attention.training import load_config
 
 sweep = load_benchmark("decoding_sweep")

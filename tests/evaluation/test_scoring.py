@@ -7,7 +7,7 @@ from keras_attention.data import date_pairs, memory_pairs
 from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.evaluation.metrics import bleu, chrf, rouge
-from keras_attention.evaluation.test_set import evaluate_test_set
+from keras_attention.evaluation.scoring import evaluate_test_set
 from keras_attention.training.config import CorpusConfig
 
 PAIRS = date_pairs(12, seed=7)
