@@ -1,5 +1,7 @@
-"""Score a trained model on a held-out test corpus: decode its sources, compare
-with its references, return a JSON-ready report.
+"""Scores of a task's outputs (``score_task``: the one scorer of test sets
+and of validation during training), and a trained model scored on a held-out
+corpus (``evaluate_test_set``: decode its sources, compare with its
+references, return a JSON-ready report).
 
     trained = load_trained_model("runs/samsum/model")
     report = evaluate_test_set(trained, config.data.test, DecodingConfig(strategy="beam"))
@@ -25,6 +27,11 @@ from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.evaluation.metrics import ROUGE_TYPES, bleu, chrf, rouge
 from keras_attention.models.saving import TASKS
+
+# What a task's test set is scored with (``evaluate_test_set``), and the part
+# of it validation during training logs (``val_bleu``, ``val_rouge1`` ...).
+TEST_METRICS = {"translation": ("bleu", "chrf"), "summarization": ROUGE_TYPES}
+VALIDATION_METRICS = {"translation": ("bleu",), "summarization": ROUGE_TYPES}
 
 
 def evaluate_test_set(trained, corpus, decoding_config=DecodingConfig(), *, task=None,
@@ -68,15 +75,15 @@ def evaluate_test_set(trained, corpus, decoding_config=DecodingConfig(), *, task
                   generator.generate(sources, batch_size=batch_size, on_batch=on_batch)]
     seconds = time.perf_counter() - started
 
-    metric, signature = score_task(task, hypotheses, references)
+    results = score_task(task, hypotheses, references)
     return {
         "task": task,
         "test_set": pairs.name,
         "sentences": len(sources),
         "truncated_sources": int(truncated),
         "max_source_tokens": generator.max_source_length,
-        "metric": metric,
-        "signature": signature,
+        "metric": {name: result.score for name, result in results.items()},
+        "signature": {name: result.signature for name, result in results.items()},
         "decoding": dataclasses.asdict(decoding_config),
         "decode_seconds": seconds,
         "sentences_per_second": len(sources) / seconds if seconds > 0 else 0.0,
@@ -84,16 +91,29 @@ def evaluate_test_set(trained, corpus, decoding_config=DecodingConfig(), *, task
     }
 
 
-def score_task(task, hypotheses, references):
-    """``({name: score}, {name: signature})`` of ``task``'s test metrics:
-    BLEU and chrF (sacreBLEU) for translation, ROUGE-1/2/L/Lsum for
-    summarization."""
-    if task == "translation":
-        results = {"bleu": bleu(hypotheses, references), "chrf": chrf(hypotheses, references)}
-    else:
-        results = dict(zip(ROUGE_TYPES, rouge(hypotheses, references, rouge_types=ROUGE_TYPES)))
-    return ({name: r.score for name, r in results.items()},
-            {name: r.signature for name, r in results.items()})
+def score_task(task, hypotheses, references, metrics=None):
+    """``{name: MetricResult}`` of ``task``'s ``metrics``, in that order.
+
+    ``metrics``: names from ``TEST_METRICS[task]`` (BLEU and chrF,
+    sacreBLEU, for translation; ROUGE-1/2/L/Lsum for summarization), all of
+    them when ``None``; validation during training scores
+    ``VALIDATION_METRICS[task]``.
+    """
+    allowed = TEST_METRICS[task]
+    metrics = allowed if metrics is None else tuple(metrics)
+    unknown = [name for name in metrics if name not in allowed]
+    if unknown or not metrics:
+        raise ValueError(f"{task} is scored with some of {', '.join(allowed)}; "
+                         f"got {', '.join(unknown) or 'none'}.")
+    results = {}
+    if "bleu" in metrics:
+        results["bleu"] = bleu(hypotheses, references)
+    if "chrf" in metrics:
+        results["chrf"] = chrf(hypotheses, references)
+    rouge_types = [name for name in metrics if name in ROUGE_TYPES]
+    if rouge_types:
+        results.update(zip(rouge_types, rouge(hypotheses, references, rouge_types=rouge_types)))
+    return {name: results[name] for name in metrics}
 
 
 def _source_lengths(tokenizer, texts, chunk=1024):

@@ -38,7 +38,7 @@ from keras_attention.data.tokenizer_files import (
 )
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.evaluation.attention_plots import attention_figure, figure_to_image
-from keras_attention.evaluation.metrics import ROUGE_TYPES, bleu, rouge
+from keras_attention.evaluation.scoring import VALIDATION_METRICS, score_task
 from keras_attention.models.saving import TrainedModel, save_trained_model
 from keras_attention.models.transformer import Transformer
 from keras_attention.training.callbacks import (
@@ -182,7 +182,7 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
         callbacks.append(ValidationScores(
             TextGenerator(model, source_tokenizer, target_tokenizer,
                           config=config.evaluation.decoding, truncate=True),
-            sources, references, task_scorer(config.task),
+            sources, references, _validation_scorer(config.task),
             every_n_epochs=config.evaluation.every_n_epochs,
             batch_size=config.evaluation.batch_size,
             log_dir=layout.validation_logs if config.output.tensorboard else None,
@@ -400,18 +400,17 @@ def _progress(tokens_per_epoch, verbose, interval):
     return EpochProgress(tokens_per_epoch, in_place=in_place, interval=interval)
 
 
-def task_scorer(task):
-    """``scorer(hypotheses, references) -> {name: score}`` for ``task``:
-    ``{"bleu"}`` (sacreBLEU) for translation, ``{"rouge1", "rouge2",
-    "rougeL"}`` for summarization."""
-    if task == "translation":
-        return lambda hypotheses, references: {"bleu": bleu(hypotheses, references).score}
+def _validation_scorer(task):
+    """``scorer(hypotheses, references) -> {name: score}`` of ``task``'s
+    validation metrics (``VALIDATION_METRICS``: BLEU for translation,
+    ROUGE-1/2/L/Lsum for summarization), for ``ValidationScores``."""
+    metrics = VALIDATION_METRICS[task]
 
-    def rouge_scores(hypotheses, references):
-        results = rouge(hypotheses, references, rouge_types=ROUGE_TYPES)
-        return {name: result.score for name, result in zip(ROUGE_TYPES, results)}
+    def scorer(hypotheses, references):
+        results = score_task(task, hypotheses, references, metrics)
+        return {name: result.score for name, result in results.items()}
 
-    return rouge_scores
+    return scorer
 
 
 def _attention_image(model, source_tokenizer, target_tokenizer, task):

@@ -1,5 +1,6 @@
-"""evaluate_test_set: decode a test corpus, scores equal the metrics on the
-returned hypotheses, long sources truncated and counted."""
+"""score_task: a task's metrics by name; evaluate_test_set: decode a test
+corpus, scores equal the metrics on the returned hypotheses, long sources
+truncated and counted."""
 
 import pytest
 
@@ -7,10 +8,49 @@ from keras_attention.data import date_pairs, memory_pairs
 from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.evaluation.metrics import bleu, chrf, rouge
-from keras_attention.evaluation.scoring import evaluate_test_set
+from keras_attention.evaluation.scoring import (
+    VALIDATION_METRICS,
+    evaluate_test_set,
+    score_task,
+)
 from keras_attention.training.config import CorpusConfig
 
 PAIRS = date_pairs(12, seed=7)
+
+
+HYPOTHESES = ["the cat sat on the mat.", "a dog ran in the park today"]
+REFERENCES = ["the cat sat on a mat.", "the dog ran in the park"]
+
+
+def test_score_task_gives_the_tasks_metrics_in_order():
+    translation = score_task("translation", HYPOTHESES, REFERENCES)
+    assert list(translation) == ["bleu", "chrf"]
+    assert translation["bleu"] == bleu(HYPOTHESES, REFERENCES)
+    assert translation["chrf"] == chrf(HYPOTHESES, REFERENCES)
+    summarization = score_task("summarization", HYPOTHESES, REFERENCES)
+    assert list(summarization) == ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    assert list(summarization.values()) == rouge(HYPOTHESES, REFERENCES)
+
+
+def test_validation_scores_a_part_of_the_test_metrics():
+    validation = score_task("translation", HYPOTHESES, REFERENCES,
+                            VALIDATION_METRICS["translation"])
+    assert validation == {"bleu": bleu(HYPOTHESES, REFERENCES)}
+    assert (score_task("summarization", HYPOTHESES, REFERENCES,
+                       VALIDATION_METRICS["summarization"])
+            == score_task("summarization", HYPOTHESES, REFERENCES))
+
+
+@pytest.mark.parametrize("task, metrics, message", [
+    ("translation", ("bleu", "rouge1"),
+     "translation is scored with some of bleu, chrf; got rouge1."),
+    ("summarization", (), "summarization is scored with some of rouge1, rouge2, rougeL, "
+     "rougeLsum; got none."),
+])
+def test_score_task_errors(task, metrics, message):
+    with pytest.raises(ValueError) as error:
+        score_task(task, HYPOTHESES, REFERENCES, metrics)
+    assert str(error.value) == message
 
 
 @pytest.fixture(scope="module")
