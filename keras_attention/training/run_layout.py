@@ -50,61 +50,33 @@ def epoch_checkpoints(directory):
     return dict(sorted(found.items()))
 
 
+def _part(*parts, doc=None):
+    """A ``RunLayout`` property: the path ``parts`` inside the run directory."""
+    return property(lambda layout: layout.path(*parts), doc=doc)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunLayout:
     """The paths of the run directory ``directory`` (see the module)."""
 
     directory: str
 
+    config = _part("config.yaml")
+    vocab = _part("vocab")
+    checkpoints = _part(CHECKPOINTS)
+    best = _part(CHECKPOINTS, "best.weights.h5")
+    backup = _part("backup")
+    backup_metadata = _part("backup", BACKUP_METADATA,
+                            doc="What ``RunBackup`` writes after each finished epoch.")
+    logs = _part("logs", doc="TensorBoard's folder (it writes ``train/`` and ``validation/``).")
+    validation_logs = _part("logs", "validation")
+    history = _part("logs", "history.json")
+    model = _part("model")
+    averaged = _part("averaged")
+
     def path(self, *parts):
         return os.path.join(self.directory, *parts)
-
-    @property
-    def config(self):
-        return self.path("config.yaml")
-
-    @property
-    def vocab(self):
-        return self.path("vocab")
-
-    @property
-    def checkpoints(self):
-        return self.path(CHECKPOINTS)
 
     def epoch_checkpoints(self):
         """``{epoch: path}`` of the epoch checkpoints in ``checkpoints/``."""
         return epoch_checkpoints(self.checkpoints)
-
-    @property
-    def best(self):
-        return self.path(CHECKPOINTS, "best.weights.h5")
-
-    @property
-    def backup(self):
-        return self.path("backup")
-
-    @property
-    def backup_metadata(self):
-        """What ``RunBackup`` writes after each finished epoch."""
-        return self.path("backup", BACKUP_METADATA)
-
-    @property
-    def logs(self):
-        """TensorBoard's folder (it writes ``train/`` and ``validation/`` in it)."""
-        return self.path("logs")
-
-    @property
-    def validation_logs(self):
-        return self.path("logs", "validation")
-
-    @property
-    def history(self):
-        return self.path("logs", "history.json")
-
-    @property
-    def model(self):
-        return self.path("model")
-
-    @property
-    def averaged(self):
-        return self.path("averaged")
