@@ -63,6 +63,7 @@ from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
 from keras_attention.training.provenance import vocabulary_provenance, write_provenance
 from keras_attention.training.run_directory import (
+    RunStart,
     check_vocabulary,
     inspect_run,
     start_run,
@@ -119,32 +120,115 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
     strategy = make_strategy(config.training.distribution)
     layout = RunLayout(worker_directory(config.output.directory, strategy))
     start = inspect_run(layout, config)
-    epochs = config.training.epochs
     keras.utils.set_random_seed(config.training.seed)
+    data = _prepare_data(layout, config, start, print_fn)
+    run = _Run(config, layout, start, data, _compiled_model(config, data, strategy))
+    _write_run_directory(run, print_fn)
+    callbacks = _callbacks(run, print_fn,
+                           _progress(data.tokens_per_epoch, verbose, progress_interval))
+    train_seconds = _fit(run, callbacks, print_fn)
+    return _save_final(run, callbacks, train_seconds)
 
-    train_corpus = config.data.train.pairs()
-    stats = train_corpus.scan()  # clean one-line reading errors before TensorFlow
-    source_tokenizer, target_tokenizer, provenance = _tokenizers(
-        layout, config, start, train_corpus, print_fn)
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """What a run trains and validates on (``_prepare_data``).
+
+    Attributes:
+        corpus: the training ``PairSource`` (``fit`` runs in its
+            ``clean_errors()``).
+        source_tokenizer, target_tokenizer: reused from ``vocab/`` or built.
+        provenance: what they were built from, to save next to them; ``None``
+            when they were reused.
+        dataset: the training batches from the epoch the run starts at.
+        steps_per_epoch: batches per epoch.
+        tokens_per_epoch: real (non-PAD) tokens per epoch (``count_tokens``).
+        validation_data: batches for Keras' validation loss, or ``None``.
+        validation_pairs: the ``(source, reference)`` pairs to decode, or ``None``.
+    """
+
+    corpus: object
+    source_tokenizer: object
+    target_tokenizer: object
+    provenance: dict | None
+    dataset: tf.data.Dataset
+    steps_per_epoch: int
+    tokens_per_epoch: int
+    validation_data: tf.data.Dataset | None
+    validation_pairs: list | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """A checked run: its config (absolute paths), directory, start, data and
+    compiled model."""
+
+    config: object
+    layout: RunLayout
+    start: RunStart
+    data: _Data
+    model: keras.Model
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunCallbacks:
+    """The callbacks of ``fit`` in their order (``all``), and those whose
+    state ``train`` reads afterwards."""
+
+    all: list
+    budget: TrainingBudget
+    summary: EpochSummary
+    history: HistoryFile
+    best: BestCheckpoint | None
+    early_stopping: ResumableEarlyStopping | None
+
+    @property
+    def stop_reason(self):
+        """Why the run ended before its last epoch (``TrainResult.stop_reason``)."""
+        if self.budget.stop_reason is not None:
+            return self.budget.stop_reason
+        if self.early_stopping is not None and self.early_stopping.stopped_epoch:
+            return "early_stopping"
+        return None
+
+    @property
+    def best_state(self):
+        """``{"monitor", "value", "epoch"}`` of the best checkpoint, or ``None``."""
+        if self.best is None or self.best.best is None:
+            return None
+        return {"monitor": self.best.monitor, "value": self.best.best,
+                "epoch": self.best.best_epoch}
+
+
+def _prepare_data(layout, config, start, print_fn):
+    """The run's ``_Data``; reads the corpora and builds or loads the
+    tokenizers, writes nothing."""
+    corpus = config.data.train.pairs()
+    stats = corpus.scan()  # clean one-line reading errors before TensorFlow
+    source, target, provenance = _tokenizers(layout, config, start, corpus, print_fn)
     print_fn(
-        f"training pairs: {stats.pairs} ({train_corpus.name}); vocabularies: "
-        f"{source_tokenizer.vocabulary_size} source, {target_tokenizer.vocabulary_size} "
-        "target tokens"
+        f"training pairs: {stats.pairs} ({corpus.name}); vocabularies: "
+        f"{source.vocabulary_size} source, {target.vocabulary_size} target tokens"
     )
+    epochs = config.training.epochs
     # A killed run that finished its last epoch resumes with nothing to train.
     first_epoch = min(start.initial_epoch, epochs - 1)
-    with train_corpus.clean_errors():
-        dataset = make_training_dataset(
-            train_corpus.dataset(), source_tokenizer, target_tokenizer, config.batching,
-            epochs=epochs, initial_epoch=first_epoch,
-        )
+    with corpus.clean_errors():
+        dataset = make_training_dataset(corpus.dataset(), source, target, config.batching,
+                                        epochs=epochs, initial_epoch=first_epoch)
         steps_per_epoch = int(dataset.cardinality()) // (epochs - first_epoch)
         tokens_per_epoch = count_tokens(dataset.take(steps_per_epoch))
-    validation_data, validation_pairs = _validation(config, source_tokenizer, target_tokenizer)
+    return _Data(corpus, source, target, provenance, dataset, steps_per_epoch,
+                 tokens_per_epoch, *_validation(config, source, target))
 
-    total_steps = training_steps(config, steps_per_epoch)
+
+def _compiled_model(config, data, strategy):
+    """The compiled ``Transformer``, its optimizer built, in ``strategy``'s
+    scope. Raises ``ValueError`` for a schedule that does not fit the run
+    (``training_steps``)."""
+    total_steps = training_steps(config, data.steps_per_epoch)
     with strategy.scope():
-        model = build_model(config, source_tokenizer, target_tokenizer)
+        model = build_model(config, data.source_tokenizer, data.target_tokenizer)
         model.compile(
             optimizer=make_optimizer(config, total_steps),
             loss=SequenceCrossEntropy(config.training.label_smoothing),
@@ -155,109 +239,125 @@ def train(config, verbose="auto", print_fn=print, progress_interval=PROGRESS_INT
         # variables is traced twice (seconds of tracing at every start).
         model.optimizer.build(model.trainable_variables)
         prepare_for_fit(model, strategy)
+    return model
 
-    # Everything is checked: now the run directory is written.
+
+def _write_run_directory(run, print_fn):
+    """Everything is checked: now the run directory is written
+    (``start_run``, and ``vocab/`` when the tokenizers are new)."""
+    config, layout, start, data = run.config, run.layout, run.start, run.data
     if start.replaced:
         print_fn(f"output directory '{layout.directory}' held an attempt with another config "
                  f"that finished no epoch ({start.replaced}); starting over")
     start_run(layout, config, start)
-    if provenance is not None:
-        _save_tokenizers(layout, source_tokenizer, target_tokenizer, provenance)
+    if data.provenance is not None:
+        _save_tokenizers(layout, data.source_tokenizer, data.target_tokenizer, data.provenance)
     print_fn(
-        f"model: preset '{config.model.preset}', {model.count_params():,} parameters, "
-        f"{config.training.precision}; {steps_per_epoch} steps per epoch"
+        f"model: preset '{config.model.preset}', {run.model.count_params():,} parameters, "
+        f"{config.training.precision}; {data.steps_per_epoch} steps per epoch"
     )
 
-    summary = EpochSummary(tokens_per_epoch, print_fn=print_fn)
+
+def _callbacks(run, print_fn, progress):
+    """The run's ``_RunCallbacks``; ``progress`` is an ``EpochProgress`` or ``None``."""
+    config, layout = run.config, run.layout
+    training = config.training
+    budget = TrainingBudget(training.max_steps, None if training.time_limit_minutes is None
+                            else 60.0 * training.time_limit_minutes)
+    summary = EpochSummary(run.data.tokens_per_epoch, print_fn=print_fn)
     history = HistoryFile(layout.history)
-    budget = TrainingBudget(
-        config.training.max_steps,
-        None if config.training.time_limit_minutes is None
-        else 60.0 * config.training.time_limit_minutes,
-    )
-    callbacks = [budget, EpochSeeds()]  # budget first: the callbacks after it see a stop
-    best = None
-    if validation_pairs:
-        sources, references = zip(*validation_pairs)
-        callbacks.append(ValidationScores(
-            TextGenerator(model, source_tokenizer, target_tokenizer,
-                          config=config.evaluation.decoding, truncate=True),
-            sources, references, _validation_scorer(config.task),
-            every_n_epochs=config.evaluation.every_n_epochs,
-            batch_size=config.evaluation.batch_size,
-            log_dir=layout.validation_logs if config.output.tensorboard else None,
-            examples=config.evaluation.examples,
-            attention_image=_attention_image(model, source_tokenizer, target_tokenizer,
-                                             config.task),
-            attention_images=config.evaluation.attention_images,
-        ))
-        best = BestCheckpoint(layout.best, config.monitor, mode="max")
-    progress = _progress(tokens_per_epoch, verbose, progress_interval)
-    if progress is not None:
-        callbacks.append(progress)  # after validation: the bar stays up while it decodes
-    callbacks += [summary, EpochCheckpoints(layout.checkpoints, config.output.keep_checkpoints)]
-    if best is not None:
-        callbacks.append(best)
-    callbacks += [history, keras.callbacks.TerminateOnNaN()]
+    validation = _validation_scores(run) if run.data.validation_pairs else None
+    best = None if validation is None else BestCheckpoint(layout.best, config.monitor, mode="max")
     early_stopping = None
-    if config.training.early_stopping_patience is not None:
-        early_stopping = ResumableEarlyStopping(
-            history, monitor=config.monitor, mode="max",
-            patience=config.training.early_stopping_patience)
-        callbacks.append(early_stopping)
-    if config.output.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(layout.logs, profile_batch=0))
-    # Last, so the saved state includes everything the epoch's callbacks did.
-    callbacks.append(RunBackup(layout.backup))
+    if training.early_stopping_patience is not None:
+        early_stopping = ResumableEarlyStopping(history, monitor=config.monitor, mode="max",
+                                                patience=training.early_stopping_patience)
+    ordered = [
+        budget,  # first: the callbacks after it see a stop
+        EpochSeeds(),
+        validation,
+        progress,  # after validation: the bar stays up while it decodes
+        summary,
+        EpochCheckpoints(layout.checkpoints, config.output.keep_checkpoints),
+        best,
+        history,
+        keras.callbacks.TerminateOnNaN(),
+        early_stopping,
+        keras.callbacks.TensorBoard(layout.logs, profile_batch=0)
+        if config.output.tensorboard else None,
+        # Last, so the saved state includes everything the epoch's callbacks did.
+        RunBackup(layout.backup),
+    ]
+    return _RunCallbacks([c for c in ordered if c is not None], budget, summary, history,
+                         best, early_stopping)
 
-    if start.initial_epoch >= epochs:
+
+def _validation_scores(run):
+    """The ``ValidationScores`` callback over ``run.data.validation_pairs``."""
+    config, data, model = run.config, run.data, run.model
+    evaluation = config.evaluation
+    sources, references = zip(*data.validation_pairs)
+    return ValidationScores(
+        TextGenerator(model, data.source_tokenizer, data.target_tokenizer,
+                      config=evaluation.decoding, truncate=True),
+        sources, references, _validation_scorer(config.task),
+        every_n_epochs=evaluation.every_n_epochs,
+        batch_size=evaluation.batch_size,
+        log_dir=run.layout.validation_logs if config.output.tensorboard else None,
+        examples=evaluation.examples,
+        attention_image=_attention_image(model, data.source_tokenizer, data.target_tokenizer,
+                                         config.task),
+        attention_images=evaluation.attention_images,
+    )
+
+
+def _fit(run, callbacks, print_fn):
+    """``model.fit`` from the epoch the run starts at; returns its wall seconds."""
+    epochs, initial_epoch = run.config.training.epochs, run.start.initial_epoch
+    if initial_epoch >= epochs:
         print_fn(f"all {epochs} epochs had finished; writing the model")
-    elif start.initial_epoch:
-        print_fn(f"resuming at epoch {start.initial_epoch + 1} of {epochs}")
+    elif initial_epoch:
+        print_fn(f"resuming at epoch {initial_epoch + 1} of {epochs}")
     started = time.perf_counter()
-    with train_corpus.clean_errors():
-        # start.initial_epoch comes from backup/training_metadata.json, whose
+    with run.data.corpus.clean_errors():
+        # initial_epoch comes from backup/training_metadata.json, whose
         # weights RunBackup restores.
-        model.fit(dataset, epochs=epochs, initial_epoch=start.initial_epoch,
-                  steps_per_epoch=steps_per_epoch, validation_data=validation_data,
-                  callbacks=callbacks, verbose=0, shuffle=False)
-    train_seconds = time.perf_counter() - started
-    stop_reason = budget.stop_reason
-    if stop_reason is None and early_stopping is not None and early_stopping.stopped_epoch:
-        stop_reason = "early_stopping"
-    if stop_reason is not None:
-        print_fn(f"stopped early ({stop_reason}) after {len(history.epochs)} epoch(s)")
+        run.model.fit(run.data.dataset, epochs=epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=run.data.steps_per_epoch,
+                      validation_data=run.data.validation_data,
+                      callbacks=callbacks.all, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - started
+    if callbacks.stop_reason is not None:
+        print_fn(f"stopped early ({callbacks.stop_reason}) after "
+                 f"{len(callbacks.history.epochs)} epoch(s)")
+    return seconds
 
+
+def _save_final(run, callbacks, train_seconds):
+    """``model/``: the best weights (with validation) or the last; returns
+    the ``TrainResult``."""
+    config, model, data = run.config, run.model, run.data
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    best_state = None
-    if best is not None and best.best is not None:
-        best_state = {"monitor": best.monitor, "value": best.best, "epoch": best.best_epoch}
-        model.load_weights(layout.best)  # (optimizer state too: steps are counted above)
-    epochs = len(history.epochs)
+    best = callbacks.best_state
+    if best is not None:
+        model.load_weights(run.layout.best)  # (optimizer state too: steps are counted above)
+    training = {"epochs": len(callbacks.history.epochs), "steps": steps,
+                "steps_per_epoch": data.steps_per_epoch, "best": best,
+                "stop_reason": callbacks.stop_reason}
     # An uncompiled copy: the folder holds the model for inference, without
     # optimizer state or training-only classes a loader would have to import.
     final = Transformer(model.config, dtype=config.training.precision)
     final.set_weights(model.get_weights())
-    trained = TrainedModel(final, source_tokenizer, target_tokenizer, task=config.task)
-    save_trained_model(trained, layout.model, extra={
+    trained = TrainedModel(final, data.source_tokenizer, data.target_tokenizer, task=config.task)
+    save_trained_model(trained, run.layout.model, extra={
         # translate / summarize / evaluate start from the recipe's decoding.
         "decoding": config.evaluation.decoding.changes(),
-        "training": {"epochs": epochs, "steps": steps, "steps_per_epoch": steps_per_epoch,
-                     "best": best_state, "stop_reason": stop_reason,
-                     "config": config.to_dict()},
+        "training": dict(training, config=config.to_dict()),
     })
-    return TrainResult(
-        output_directory=layout.directory,
-        model_directory=layout.model,
-        history=history.history,
-        epochs=epochs,
-        steps=steps,
-        steps_per_epoch=steps_per_epoch,
-        tokens_per_second=summary.tokens_per_second,
-        best=best_state,
-        stop_reason=stop_reason,
-        train_seconds=train_seconds,
-    )
+    return TrainResult(output_directory=run.layout.directory,
+                       model_directory=run.layout.model, history=callbacks.history.history,
+                       tokens_per_second=callbacks.summary.tokens_per_second,
+                       train_seconds=train_seconds, **training)
 
 
 def count_tokens(dataset):
