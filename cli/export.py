@@ -261,6 +261,7 @@ def _export_tflite(model_path, folder, overwrite, decoding, quantize, tflite_io,
     from cli.translate import decoding_config
     from keras_attention.export.tflite import (
         MODEL_FILE,
+        check_tflite_decoding,
         compare_with_model,
         export_tflite_folder,
         text_model_problem,
@@ -269,11 +270,13 @@ def _export_tflite(model_path, folder, overwrite, decoding, quantize, tflite_io,
 
     trained = load_trained_model(model_path)
     config = decoding_config(decoding, trained.metadata.get("decoding"))
+    check_tflite_decoding(config)
     problem = text_model_problem(trained)
     if tflite_io is None:
         tflite_io = "ids" if problem else "text"
         if problem:
-            click.echo(f"no string -> string TFLite model: {problem}; writing the ids -> ids one")
+            click.echo(f"no string -> string TFLite model: {problem.rstrip('.')}; writing the "
+                       "ids -> ids one")
     elif tflite_io == "text" and problem:
         raise ValueError(problem)
     export_tflite_folder(trained, folder, config, quantize=quantize, io=tflite_io,

@@ -23,7 +23,7 @@ from keras_attention.export.tflite.folder import (
     compare_with_model,
     export_tflite_folder,
 )
-from keras_attention.export.tflite.ids import SearchIdsModule, export_tflite
+from keras_attention.export.tflite.ids import SearchIdsModule, check_tflite_decoding, export_tflite
 from keras_attention.export.tflite.runtime import (
     TFLiteDecoder,
     TFLiteText,
@@ -45,6 +45,7 @@ __all__ = [
     "TFLiteDecoder",
     "TFLiteText",
     "TextSearchModule",
+    "check_tflite_decoding",
     "compare_with_model",
     "export_tflite",
     "export_tflite_folder",
