@@ -58,7 +58,7 @@ from keras_attention.export.ctranslate2 import (  # noqa: E402
     CTranslate2Translator,
     export_ctranslate2,
 )
-from keras_attention.export.tflite import TFLiteDecoder, export_tflite, search_options  # noqa: E402
+from keras_attention.export.tflite import TFLiteDecoder, export_tflite  # noqa: E402
 from keras_attention.models.saving import load_trained_model  # noqa: E402
 
 PATHS = ("ours", "ours_xla", "saved_model", "saved_model_xla", "tflite", "ctranslate2_fp32",
@@ -101,8 +101,7 @@ def decoders(trained, config, paths, folder, threads):
 
     def tflite():
         limit = trained.model.config.max_sequence_length
-        path = export_tflite(trained, os.path.join(folder, f"{config.strategy}.tflite"), limit,
-                             config.max_length or limit - 1, **search_options(config))
+        path = export_tflite(trained, os.path.join(folder, f"{config.strategy}.tflite"), config)
         decoder = TFLiteDecoder(path)
 
         def translate(texts):

@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
+from keras_attention.decoding.generate import DecodingConfig  # noqa: E402
 from keras_attention.decoding.text import TextGenerator  # noqa: E402
 from keras_attention.evaluation.metrics import bleu  # noqa: E402
 from keras_attention.export import (  # noqa: E402
@@ -54,8 +55,8 @@ from keras_attention.export import (  # noqa: E402
     export_saved_model,
     export_tflite,
 )
-from keras_attention.export.tflite import search_config, search_options  # noqa: E402
-from keras_attention.export.tflite_text import (  # noqa: E402
+from keras_attention.export.tflite import (  # noqa: E402
+    QUANTIZATIONS,
     TFLiteText,
     export_tflite_text,
     text_model_problem,
@@ -67,7 +68,6 @@ DEFAULT_SOURCE = os.path.join(DATA, "multi30k", "test_2016_flickr.en.gz")
 DEFAULT_REFERENCES = os.path.join(DATA, "multi30k", "test_2016_flickr.de.gz")
 QUICK_SENTENCES = 20
 BATCH_SIZES = (1, 32)
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 TFLITE_NAMES = {"none": "tflite_fp32", "float16": "tflite_float16", "dynamic": "tflite_dynamic",
                 "int8": "tflite_int8"}
 # The string -> string TFLite file (tokenizers inside), float32, batch 1 only.
@@ -149,15 +149,12 @@ def export_all(trained, directory, config):
     into ``directory``; returns ``({name: path}, {name: export seconds},
     {name: error})``."""
     paths, seconds = {}, {}
-    max_length = config.max_length
-    search = search_options(config)
     progress(f"exporting SavedModel ({config.strategy})")
     started = time.perf_counter()
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
                               config=config)
     paths["saved_model"] = export_saved_model(module, os.path.join(directory, "saved_model"))
     seconds["saved_model"] = time.perf_counter() - started
-    source_length = trained.model.config.max_sequence_length
     errors = {}
     for quantize in QUANTIZATIONS:
         name = TFLITE_NAMES[quantize]
@@ -165,8 +162,7 @@ def export_all(trained, directory, config):
         started = time.perf_counter()
         try:
             paths[name] = export_tflite(trained, os.path.join(directory, f"{name}.tflite"),
-                                        source_length, max_length, quantize=quantize,
-                                        **search)
+                                        config, quantize=quantize)
         except Exception as error:  # the converter's errors have no common base class
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
             policy = trained.model.dtype_policy.name
@@ -184,7 +180,7 @@ def export_all(trained, directory, config):
         progress("exporting the string -> string TFLite model")
         started = time.perf_counter()
         paths[TEXT_NAME] = export_tflite_text(
-            trained, os.path.join(directory, f"{TEXT_NAME}.tflite"), max_length, **search)
+            trained, os.path.join(directory, f"{TEXT_NAME}.tflite"), config)
         seconds[TEXT_NAME] = time.perf_counter() - started
     return paths, seconds, errors
 
@@ -254,7 +250,9 @@ def main():
                      f"{len(references)}; pass aligned files.")
     model_limit = trained.model.config.max_sequence_length - 1
     max_length = min(args.max_length, model_limit)
-    config = search_config(max_length, args.beam_size, args.length_penalty)
+    config = DecodingConfig(max_length=max_length) if args.beam_size == 1 else DecodingConfig(
+        strategy="beam", beam_size=args.beam_size, length_penalty=args.length_penalty,
+        max_length=max_length)
 
     report = {
         "machine": platform.processor() or platform.machine(),

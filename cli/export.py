@@ -117,10 +117,10 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
     An existing OUTPUT/VERSION is never replaced without --overwrite.
 
-    --format tflite writes OUTPUT/VERSION/model.tflite (greedy search, or
-    beam search with --beam-size/--length-penalty, up to --max-length; the
-    stored decoding does not apply) with
-    the tokenizers and keras_attention.json beside it: with --io text a
+    --format tflite writes OUTPUT/VERSION/model.tflite (greedy or beam
+    search with the same decoding as the SavedModel: the stored one, the
+    options here overriding fields; one output per input, up to
+    --max-length tokens) with the tokenizers and keras_attention.json beside it: with --io text a
     string (1,) -> {outputs (1,), ids} model whose tokenizers run as TF Text
     custom ops (register tensorflow_text's TFLite ops in the interpreter);
     with --io ids source ids (1, max_sequence_length) -> generated ids
@@ -167,10 +167,8 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
         return _export_ctranslate2(model_path, folder, overwrite, decoding,
                                    quantize or "none", probes)
     if export_format == "tflite":
-        from keras_attention.export.tflite import search_options
-
-        return _export_tflite(model_path, folder, overwrite, config, search_options(config),
-                              quantize or "none", tflite_io, probes)
+        return _export_tflite(model_path, folder, overwrite, decoding, quantize or "none",
+                              tflite_io, probes)
 
     import tensorflow as tf
 
@@ -210,9 +208,9 @@ def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size
     if xla and export_format != "saved_model":
         raise click.UsageError(f"--xla applies to --format saved_model; --format "
                                f"{export_format} has its own runtime. Drop --xla.")
-    if beam_stopping == "exact" and export_format != "saved_model":
-        raise click.UsageError(f"--beam-stopping exact applies to --format saved_model; "
-                               f"--format {export_format} stops beam search early.")
+    if beam_stopping == "exact" and export_format == "ctranslate2":
+        raise click.UsageError("--beam-stopping exact applies to --format saved_model or "
+                               "tflite; CTranslate2 stops beam search early.")
     if tflite_io is not None and export_format != "tflite":
         raise click.UsageError("--io applies to --format tflite; drop it or add --format tflite.")
     if export_format == "saved_model":
@@ -257,28 +255,38 @@ def _export_ctranslate2(model_path, folder, overwrite, decoding, quantize, probe
     click.echo(f"Decode with it: keras-attention translate --model {path} --input FILE")
 
 
-def _export_tflite(model_path, folder, overwrite, config, search, quantize, tflite_io, probes):
-    from keras_attention.export.tflite import MODEL_FILE, export_tflite_folder
-    from keras_attention.export.tflite_text import compare_text_with_model, text_model_problem
+def _export_tflite(model_path, folder, overwrite, decoding, quantize, tflite_io, probes):
+    """Write the TFLite folder (the stored decoding, ``decoding`` overriding
+    fields); with probes, decode them with the file and in memory."""
+    from cli.translate import decoding_config
+    from keras_attention.export.tflite import (
+        MODEL_FILE,
+        check_tflite_decoding,
+        compare_with_model,
+        export_tflite_folder,
+        text_model_problem,
+    )
     from keras_attention.models import load_trained_model
 
     trained = load_trained_model(model_path)
+    config = decoding_config(decoding, trained.metadata.get("decoding"))
+    check_tflite_decoding(config)
     problem = text_model_problem(trained)
     if tflite_io is None:
         tflite_io = "ids" if problem else "text"
         if problem:
-            click.echo(f"no string -> string TFLite model: {problem}; writing the ids -> ids one")
+            click.echo(f"no string -> string TFLite model: {problem.rstrip('.')}; writing the "
+                       "ids -> ids one")
     elif tflite_io == "text" and problem:
         raise ValueError(problem)
-    max_output_length = config.max_length or trained.model.config.max_sequence_length - 1
-    export_tflite_folder(trained, folder, max_output_length, quantize=quantize, io=tflite_io,
-                         overwrite=overwrite, **search)
+    export_tflite_folder(trained, folder, config, quantize=quantize, io=tflite_io,
+                         overwrite=overwrite)
     path = os.path.join(folder, MODEL_FILE)
     kind = "string -> string" if tflite_io == "text" else "ids -> ids"
     click.echo(f"exported {kind} {config.strategy} search ({trained.task}, quantize {quantize}, "
                f"{os.path.getsize(path)} bytes) to {path}")
     if probes:
-        outputs, expected = compare_text_with_model(trained, path, list(probes), **search)
+        outputs, expected = compare_with_model(trained, path, list(probes), config)
         _report_probes("the TFLite model", "TFLite interpreter", list(probes), outputs,
                        expected, exact=quantize == "none")
 

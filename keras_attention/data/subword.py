@@ -25,7 +25,7 @@ TFLite: these tokenizers' own ops do not run in TFLite (the WordPiece
 pre-split and both detokenizers use core TF string ops that convert only as
 Select TF ops; ``NormalizeUTF8`` and the SentencePiece ops are TF Text kernels
 that the stock Flex delegate lacks). A SentencePiece *unigram* model without
-lowercasing or normalization does: ``keras_attention.export.tflite_text``
+lowercasing or normalization does: ``keras_attention.export.tflite.text``
 rebuilds it as TF Text's ``FastSentencepieceTokenizer`` (a TFLite custom op)
 for the string -> string TFLite export; other tokenizers export ids -> ids.
 """

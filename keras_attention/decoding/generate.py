@@ -10,6 +10,7 @@ model's tokenizers.
 """
 
 import dataclasses
+import functools
 import random
 
 from keras import ops
@@ -181,9 +182,9 @@ def sentence_limits(source_ids, config, length):
     return ops.clip(limits, 1, length)
 
 
-def _greedy(steps, start, state, total, limits, config):
+def _greedy(steps, start, state, total, limits, config, pick=argmax_pick):
     tokens, scores = token_search(
-        steps.next, argmax_pick, start, state, total, END_ID, PAD_ID,
+        steps.next, pick, start, state, total, END_ID, PAD_ID,
         decoding_processors(config, limits, END_ID), steps.resize,
     )
     return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
@@ -217,7 +218,7 @@ def _sample(steps, start, state, total, limits, config):
 _RUNNERS = {"greedy": _greedy, "beam": _beam, "sample": _sample}
 
 
-def generate(model, source_ids, config=DecodingConfig(), steps=None):
+def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick=argmax_pick):
     """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``.
 
     Args:
@@ -227,6 +228,10 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None):
         config: a ``DecodingConfig``.
         steps: how to run the decoder, ``cached_steps(model)`` (default) or
             ``uncached_steps(model)`` (``cache.py``).
+        greedy_pick: greedy search's choice, ``greedy_pick(scores (rows,
+            vocabulary), tokens, index) -> (rows,)`` int32 ids; the default is
+            ``keras.ops.argmax`` (the TFLite export passes an ``ARG_MAX`` that
+            TFLite's builtin ops can run).
 
     Returns:
         a ``Generation``.
@@ -238,7 +243,10 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None):
     # Room for the first window only: the search grows the state as needed.
     state = steps.start(source_ids, window_lengths(length + 1)[0])
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
-    tokens, scores = _RUNNERS[config.strategy](steps, start, state, length + 1, limits, config)
+    runner = _RUNNERS[config.strategy]
+    if config.strategy == "greedy":
+        runner = functools.partial(_greedy, pick=greedy_pick)
+    tokens, scores = runner(steps, start, state, length + 1, limits, config)
     return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))
 
 

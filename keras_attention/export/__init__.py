@@ -1,6 +1,7 @@
 """Exports: a string-in/string-out SavedModel with tokenization and decoding
-inside, and TFLite models with greedy search: string -> string (TF Text
-custom ops, SentencePiece unigram tokenizers) or ids -> ids (builtin ops)."""
+inside, TFLite models (``tflite/``) with greedy or beam search: string ->
+string (TF Text custom ops, SentencePiece unigram tokenizers) or ids -> ids
+(builtin ops), and CTranslate2 model folders (``ctranslate2.py``)."""
 
 from keras_attention.export.saved_model import (
     SavedModelTranslator,
@@ -10,8 +11,13 @@ from keras_attention.export.saved_model import (
     version_directory,
 )
 from keras_attention.export.signatures import TextToTextModule
-from keras_attention.export.tflite import TFLiteDecoder, export_tflite, export_tflite_folder
-from keras_attention.export.tflite_text import TFLiteText, export_tflite_text
+from keras_attention.export.tflite import (
+    TFLiteDecoder,
+    TFLiteText,
+    export_tflite,
+    export_tflite_folder,
+    export_tflite_text,
+)
 
 __all__ = [
     "SavedModelTranslator",

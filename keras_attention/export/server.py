@@ -37,8 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attention.export.saved_model import resolve_version
+from keras_attention.export.signatures import DEFAULT_SIGNATURE
 
-DEFAULT_SIGNATURE = "serving_default"
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 PERCENTILE_WINDOW = 10000  # p50/p99 cover the latest requests
 DRAIN_SECONDS = 10.0  # Server.stop waits this long at most for requests being handled

@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras_attention.data.tokenizers import PAD_ID
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 
+DEFAULT_SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
 SCORES_NAME = "scores"
@@ -44,7 +45,7 @@ def check_exportable(config):
 
 # What each signature takes and gives (recorded in the export's metadata).
 SIGNATURES = {
-    "serving_default": {
+    DEFAULT_SIGNATURE: {
         "inputs": {INPUT_NAME: "string (batch,)"},
         "outputs": {OUTPUT_NAME: "string (batch,)", SCORES_NAME: "float32 (batch,)"},
     },

@@ -145,14 +145,14 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--format", "ctranslate2", "--max-batch-size", "64"], 2,
      "--max-batch-size applies to SavedModels"),
     (["--format", "ctranslate2", "--io", "ids"], 2, "--io applies to --format tflite"),
-    (["--format", "tflite", "--beam-stopping", "exact"], 2,
-     "--beam-stopping exact applies to --format saved_model; --format tflite stops beam "
-     "search early."),
+    (["--format", "ctranslate2", "--beam-stopping", "exact"], 2,
+     "--beam-stopping exact applies to --format saved_model or tflite; CTranslate2 stops "
+     "beam search early."),
     (["--format", "tflite", "--xla"], 2, "--xla applies to --format saved_model; --format "
      "tflite has its own runtime. Drop --xla."),
     (["--format", "ctranslate2", "--xla"], 2, "--xla applies to --format saved_model"),
     (["--format", "tflite", "--max-length", "40"], 1,
-     "max_output_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
+     "max_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])
 def test_errors_are_one_line(trained_date_model, tmp_path, args, code, message):
     _, folder = trained_date_model
@@ -243,7 +243,7 @@ def test_export_tflite_beam_search_folder(trained_date_model, tmp_path):
 
 def test_export_tflite_string_model_by_default_for_sentencepiece(sentencepiece_date_model,
                                                                  tmp_path):
-    from keras_attention.export.tflite_text import TFLiteText
+    from keras_attention.export.tflite import TFLiteText
 
     trained, folder = sentencepiece_date_model
     output = str(tmp_path / "lite")

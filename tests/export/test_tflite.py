@@ -18,13 +18,14 @@ from keras_attention.export.tflite import (
     TFLiteDecoder,
     export_tflite,
     export_tflite_folder,
-    _schema,
     interpreter_classes,
 )
+from keras_attention.export.tflite.tables import schema
 
 SOURCE_LENGTH = 16
 OUTPUT_LENGTH = 12
 TEXTS = [source for source, _ in date_pairs(12, seed=41)]
+GREEDY = DecodingConfig(max_length=OUTPUT_LENGTH)
 
 
 def _ops(path):
@@ -45,8 +46,7 @@ def date_sources(trained_date_model):
 @pytest.fixture(scope="module")
 def expected_ids(trained_date_model, date_sources):
     trained, _ = trained_date_model
-    config = DecodingConfig(max_length=OUTPUT_LENGTH)
-    return generate(trained.model, date_sources, config).ids.numpy()[:, 0]
+    return generate(trained.model, date_sources, GREEDY).ids.numpy()[:, 0]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,8 @@ def exports(trained_date_model, tmp_path_factory):
     trained, _ = trained_date_model
     folder = tmp_path_factory.mktemp("tflite")
     return {
-        quantize: export_tflite(trained, str(folder / f"dates_{quantize}.tflite"),
-                                SOURCE_LENGTH, OUTPUT_LENGTH, quantize=quantize)
+        quantize: export_tflite(trained, str(folder / f"dates_{quantize}.tflite"), GREEDY,
+                                SOURCE_LENGTH, quantize=quantize)
         for quantize in ("none", "float16", "dynamic", "int8")
     }
 
@@ -122,7 +122,7 @@ def test_written_atomically_over_an_old_file(trained_date_model, exports, tmp_pa
     path = str(tmp_path / "model.tflite")
     with open(path, "wb") as f:
         f.write(b"old")
-    assert export_tflite(trained.model, path, SOURCE_LENGTH, OUTPUT_LENGTH) == path
+    assert export_tflite(trained.model, path, GREEDY, SOURCE_LENGTH) == path
     assert os.listdir(tmp_path) == ["model.tflite"]
     with open(path, "rb") as new, open(exports["none"], "rb") as reference:
         assert new.read() == reference.read()
@@ -134,7 +134,7 @@ def test_folder_export_refuses_an_existing_folder(trained_date_model, tmp_path):
     folder.mkdir()
     (folder / "model.tflite").write_bytes(b"old")
     with pytest.raises(FileExistsError) as error:
-        export_tflite_folder(trained, str(folder), OUTPUT_LENGTH)
+        export_tflite_folder(trained, str(folder), GREEDY)
     assert str(error.value) == (
         f"TFLite export '{folder}' already exists; pass --overwrite (overwrite=True) to "
         "replace it, or choose another --version.")
@@ -144,11 +144,15 @@ def test_folder_export_refuses_an_existing_folder(trained_date_model, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((33, 12, "none"), "max_source_length=33 exceeds the model's max_sequence_length 32"),
-    ((16, 32, "none"), "max_output_length=32 exceeds what the model can decode (31"),
-    ((0, 12, "none"), "max_source_length must be a positive integer, got 0"),
-    ((16, 12, "int4"),
+    ((GREEDY, 33, "none"), "max_source_length=33 exceeds the model's max_sequence_length 32"),
+    ((DecodingConfig(max_length=32), 16, "none"),
+     "max_length=32 exceeds what the model can decode (31"),
+    ((GREEDY, 0, "none"), "max_source_length must be a positive integer, got 0"),
+    ((GREEDY, 16, "int4"),
      "quantize must be one of ('none', 'float16', 'dynamic', 'int8'), got 'int4'"),
+    ((DecodingConfig(strategy="sample"), 16, "none"), "strategy 'sample' cannot be exported"),
+    ((DecodingConfig(strategy="beam", n_best=2), 16, "none"),
+     "a TFLite model returns one output per input, got n_best=2"),
 ])
 def test_bad_arguments_are_one_line_errors(trained_date_model, tmp_path, args, message):
     trained, _ = trained_date_model
@@ -177,7 +181,7 @@ def test_mixed_bfloat16_model_exports_as_float32(trained_date_model, date_source
     trained, _ = trained_date_model
     mixed = Transformer(trained.model.config, dtype="mixed_bfloat16")
     mixed.set_weights(trained.model.get_weights())
-    path = export_tflite(mixed, str(tmp_path / "mixed.tflite"), SOURCE_LENGTH, OUTPUT_LENGTH)
+    path = export_tflite(mixed, str(tmp_path / "mixed.tflite"), GREEDY, SOURCE_LENGTH)
     np.testing.assert_array_equal(TFLiteDecoder(path)(date_sources), expected_ids)
 
 
@@ -215,13 +219,46 @@ def test_beam_search_ids_equal_generate_in_both_runtimes(tmp_path):
     expected = generate(model, sources, beam).ids.numpy()[:, 0]
     greedy = generate(model, sources, DecodingConfig(max_length=10)).ids.numpy()[:, 0]
     assert (expected != greedy).any(axis=1).sum() >= 2
-    path = export_tflite(model, str(tmp_path / "beam.tflite"), 12, 10, beam_size=3,
-                         length_penalty=1.0)
+    path = export_tflite(model, str(tmp_path / "beam.tflite"), beam, 12)
     for interpreter_class in interpreter_classes():
         np.testing.assert_array_equal(TFLiteDecoder(path, interpreter_class)(sources), expected)
     ops = _ops(path)
     assert {"WHILE", "TOPK_V2", "GATHER"} <= ops
     assert not any(op.startswith(("Flex", "CUSTOM")) for op in ops), ops
+
+
+@pytest.mark.parametrize("config", [
+    DecodingConfig(max_length=40, min_length=35),
+    DecodingConfig(max_length=40, max_length_ratio=1.2, max_length_offset=3,
+                   no_repeat_ngram_size=3),
+    DecodingConfig(strategy="beam", beam_size=3, max_length=40, min_length=20,
+                   no_repeat_ngram_size=2, repetition_penalty=1.3),
+    DecodingConfig(strategy="beam", beam_size=3, max_length=40, beam_stopping="exact",
+                   min_length=10),
+], ids=["min_length", "ratio_ngrams", "beam_controls", "beam_exact"])
+def test_every_decoding_control_runs_as_in_generate(tmp_path, config):
+    """The file runs ``generate`` itself: the length limits, n-gram
+    blocking, repetition penalty and beam stopping convert to builtin ops,
+    and outputs longer than the first cache window (16 positions, forced by
+    ``min_length``) grow it as in memory."""
+    import keras
+
+    from keras_attention.models import Transformer
+
+    keras.utils.set_random_seed(3)
+    model = Transformer.from_preset("tiny", encoder_vocabulary_size=50,
+                                    decoder_vocabulary_size=40, num_encoder_layers=1,
+                                    num_decoder_layers=2, max_sequence_length=48)
+    rng = np.random.default_rng(0)
+    sources = rng.integers(4, 50, size=(6, 48)).astype(np.int32)
+    for row, length in enumerate([3, 47, 20, 9, 33, 12]):
+        sources[row, length:] = 0
+    expected = generate(model, sources, config).ids.numpy()[:, 0]
+    if config.min_length > 16:
+        assert (expected != 0).sum(axis=1).min() > 16
+    path = export_tflite(model, str(tmp_path / "model.tflite"), config)
+    np.testing.assert_array_equal(TFLiteDecoder(path)(sources), expected)
+    assert not any(op.startswith(("Flex", "CUSTOM")) for op in _ops(path))
 
 
 def test_int8_stores_a_tied_table_once(tmp_path):
@@ -239,7 +276,8 @@ def test_int8_stores_a_tied_table_once(tmp_path):
         tie_output_embeddings=True)
     rows, width = model.decoder_embedding.embeddings.shape
     table = rows * width
-    paths = {q: export_tflite(model, str(tmp_path / f"{q}.tflite"), 8, 6, quantize=q)
+    paths = {q: export_tflite(model, str(tmp_path / f"{q}.tflite"), DecodingConfig(max_length=6),
+                              8, quantize=q)
              for q in ("dynamic", "int8")}
     assert {q: _table_buffers(p, model.decoder_embedding.embeddings.shape)
             for q, p in paths.items()} == {"dynamic": 2, "int8": 1}
@@ -256,9 +294,9 @@ def test_int8_stores_a_tied_table_once(tmp_path):
 
 def _table_buffers(path, shape):
     """How many distinct int8 buffers of the file hold a tensor of ``shape``."""
-    schema = _schema()
+    fields = schema()
     with open(path, "rb") as f:
-        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(f.read()), 0))
+        model = fields.ModelT.InitFromObj(fields.Model.GetRootAsModel(bytearray(f.read()), 0))
     return len({t.buffer for g in model.subgraphs for t in g.tensors
-                if list(t.shape) == list(shape) and t.type == schema.TensorType.INT8
+                if list(t.shape) == list(shape) and t.type == fields.TensorType.INT8
                 and model.buffers[t.buffer].data is not None})

@@ -20,12 +20,17 @@ from keras_attention.data import SentencePieceTokenizer, WordTokenizer, date_pai
 from keras_attention.decoding import DecodingConfig
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.export import TextToTextModule
-from keras_attention.export.tflite import interpreter_classes
-from keras_attention.export.tflite_text import TFLiteText, export_tflite_text, fast_sentencepiece
+from keras_attention.export.tflite import (
+    TFLiteText,
+    export_tflite_text,
+    fast_sentencepiece,
+    interpreter_classes,
+)
 from keras_attention.models import TrainedModel
 
 DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
 OUTPUT_LENGTH = 12
+GREEDY = DecodingConfig(max_length=OUTPUT_LENGTH)
 HELD_OUT = [source for source, _ in date_pairs(100, seed=77)]
 EDGE_CASES = ["", "5 apr 1917", "the twenty third of march nineteen ninety four " * 6]
 
@@ -39,7 +44,7 @@ def _lines(name, count):
 def exports(sentencepiece_date_model, tmp_path_factory):
     trained, _ = sentencepiece_date_model
     folder = tmp_path_factory.mktemp("tflite_text")
-    return {q: export_tflite_text(trained, str(folder / f"{q}.tflite"), OUTPUT_LENGTH, quantize=q)
+    return {q: export_tflite_text(trained, str(folder / f"{q}.tflite"), GREEDY, quantize=q)
             for q in ("none", "int8")}
 
 
@@ -47,7 +52,7 @@ def exports(sentencepiece_date_model, tmp_path_factory):
 def expected(sentencepiece_date_model):
     """Greedy outputs of the SavedModel graph and of TextGenerator."""
     trained, _ = sentencepiece_date_model
-    config = DecodingConfig(max_length=OUTPUT_LENGTH)
+    config = GREEDY
     texts = HELD_OUT + EDGE_CASES
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
                               config=config, max_batch_size=len(texts))
@@ -135,10 +140,9 @@ def test_ids_output_is_the_generated_ids(sentencepiece_date_model, exports):
 
 def test_beam_search_string_model_equals_text_generator(sentencepiece_date_model, tmp_path):
     trained, _ = sentencepiece_date_model
-    path = export_tflite_text(trained, str(tmp_path / "beam.tflite"), OUTPUT_LENGTH,
-                              beam_size=3, length_penalty=1.0)
     config = DecodingConfig(strategy="beam", beam_size=3, length_penalty=1.0,
                             max_length=OUTPUT_LENGTH)
+    path = export_tflite_text(trained, str(tmp_path / "beam.tflite"), config)
     texts = HELD_OUT[:20] + EDGE_CASES[1:2]
     assert TFLiteText(path)(texts) == TextGenerator(trained, config=config).best(texts)
 
@@ -165,7 +169,8 @@ def test_unsupported_tokenizers_name_the_ids_fallback(sentencepiece_date_model, 
         source = SentencePieceTokenizer(source.model_proto, lowercase=True)
     path = str(tmp_path / "model.tflite")
     with pytest.raises(ValueError) as error:
-        export_tflite_text(TrainedModel(trained.model, source, target, "translation"), path, 8)
+        export_tflite_text(TrainedModel(trained.model, source, target, "translation"), path,
+                           DecodingConfig(max_length=8))
     text = str(error.value)
     assert message in text and "export the ids -> ids model (--io ids)" in text
     assert "\n" not in text and not os.path.exists(path)
@@ -174,6 +179,7 @@ def test_unsupported_tokenizers_name_the_ids_fallback(sentencepiece_date_model, 
 def test_ids_model_is_refused_by_the_text_runner(sentencepiece_date_model, tmp_path):
     from keras_attention.export.tflite import export_tflite
 
-    path = export_tflite(sentencepiece_date_model[0], str(tmp_path / "ids.tflite"), 8, 4)
+    path = export_tflite(sentencepiece_date_model[0], str(tmp_path / "ids.tflite"),
+                         DecodingConfig(max_length=4), 8)
     with pytest.raises(ValueError, match="is an ids -> ids TFLite model, not a string one"):
         TFLiteText(path)

@@ -423,5 +423,5 @@ def test_tflite_export_of_a_copy_model_decodes_as_generate(tmp_path):
     _force_gate(model, -1.0)
     sources = np.array([[5, 7, 5, 9, 11, 0], [3, 9, 4, 0, 0, 0], [8, 0, 0, 0, 0, 0]], "int32")
     expected = _np(generate(model, sources, DecodingConfig(max_length=8)).ids)[:, 0]
-    path = export_tflite(model, str(tmp_path / "copy.tflite"), 6, 8)
+    path = export_tflite(model, str(tmp_path / "copy.tflite"), DecodingConfig(max_length=8), 6)
     np.testing.assert_array_equal(TFLiteDecoder(path)(sources), expected)

@@ -1,7 +1,7 @@
 """TFLite export of the whole pipeline: a string in, its translation out.
 
 ``export_tflite_text`` puts tokenization, the encoder, the cached greedy or
-beam search of ``tflite.SearchIdsModule`` and detokenization in one ``.tflite``:
+beam search of ``ids.SearchIdsModule`` and detokenization in one ``.tflite``:
 
 - input ``inputs``: a string ``(1,)`` (UTF-8); tokens past the model's
   ``max_sequence_length`` are cut, as the SavedModel does;
@@ -21,7 +21,7 @@ Only SentencePiece **unigram** tokenizers without ``lowercase`` or
 implements unigram segmentation only, and lowercasing, Unicode normalization
 and the WordPiece/word/character splitters need string ops that TFLite has no
 kernel for. For those ``fast_sentencepiece`` raises a one-line error naming
-the fallback: the ids -> ids model (``tflite.export_tflite``) with the
+the fallback: the ids -> ids model (``ids.export_tflite``) with the
 tokenizers run by the app.
 
 One known difference from the SavedModel: the fast tokenizer treats control
@@ -29,7 +29,6 @@ whitespace (tab, newline...) that the vocabulary lacks as a space where our
 tokenizer gives ``[UNK]``; invalid UTF-8 is not replaced with U+FFFD.
 """
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 from sentencepiece import sentencepiece_model_pb2
@@ -37,22 +36,12 @@ from sentencepiece import sentencepiece_model_pb2
 from keras_attention.atomic import write_atomically
 from keras_attention.data.subword import SentencePieceTokenizer
 from keras_attention.data.tokenizers import END_ID, RESERVED_TOKENS
-from keras_attention.export.tflite import (
-    IDS_NAME,
-    QUANTIZATIONS,
-    SIGNATURE_KEY,
-    SearchIdsModule,
-    compare_with_model,
-    converter_for,
-    finish,
-    float32_copy,
-    load_interpreter,
-    model_texts,
-)
+from keras_attention.decoding.generate import DecodingConfig
+from keras_attention.export.signatures import IDS_NAME, INPUT_NAME, OUTPUT_NAME
+from keras_attention.export.tflite.convert import check_quantize, float32_copy, to_tflite
+from keras_attention.export.tflite.ids import SearchIdsModule
 from keras_attention.models.saving import TrainedModel
 
-INPUTS_NAME = "inputs"
-OUTPUTS_NAME = "outputs"
 _UNIGRAM = sentencepiece_model_pb2.TrainerSpec.UNIGRAM
 
 
@@ -104,23 +93,18 @@ class TextSearchModule(tf.Module):
     Args:
         trained: a ``models.TrainedModel`` whose tokenizers pass
             ``fast_sentencepiece``.
-        max_output_length: generated tokens, END included (at most the
-            model's ``max_sequence_length - 1``).
-        beam_size: 1 for greedy search, else beam search with this many beams.
-        length_penalty: beam search's GNMT alpha.
+        config: the ``DecodingConfig`` to run (as for ``ids.SearchIdsModule``;
+            source length: the model's ``max_sequence_length``).
     """
 
-    def __init__(self, trained, max_output_length, beam_size=1, length_penalty=0.6):
+    def __init__(self, trained, config=DecodingConfig()):
         super().__init__(name="search_text")
         self.source = fast_sentencepiece(trained.source_tokenizer, "source")
         self.target = fast_sentencepiece(trained.target_tokenizer, "target")
-        model = float32_copy(trained.model)
         self.target_vocabulary_size = trained.target_tokenizer.vocabulary_size
-        self.decoder = SearchIdsModule(model, model.config.max_sequence_length,
-                                       max_output_length, beam_size=beam_size,
-                                       length_penalty=length_penalty)
+        self.decoder = SearchIdsModule(float32_copy(trained.model), config)
         self.text = tf.function(
-            self._text, input_signature=[tf.TensorSpec([1], tf.string, name=INPUTS_NAME)])
+            self._text, input_signature=[tf.TensorSpec([1], tf.string, name=INPUT_NAME)])
 
     def _text(self, inputs):
         length = self.decoder.max_source_length
@@ -135,19 +119,10 @@ class TextSearchModule(tf.Module):
         kept = tf.boolean_mask(row, keep)
         text = self.target.detokenize(
             tf.RaggedTensor.from_row_splits(kept, tf.stack([0, tf.size(kept)]), validate=False))
-        return {OUTPUTS_NAME: text, IDS_NAME: ids}
+        return {OUTPUT_NAME: text, IDS_NAME: ids}
 
 
-def convert_text(module, quantize="none"):
-    """The ``.tflite`` bytes of a ``TextSearchModule``: builtin ops plus the
-    TF Text custom ops."""
-    converter = converter_for(module.text.get_concrete_function(), module, quantize)
-    converter.allow_custom_ops = True
-    return finish(converter.convert(), quantize)
-
-
-def export_tflite_text(trained, path, max_output_length, quantize="none", beam_size=1,
-                       length_penalty=0.6):
+def export_tflite_text(trained, path, config=DecodingConfig(), quantize="none"):
     """Write the string -> string model of ``trained`` to ``path``
     (through a temporary file renamed into place).
 
@@ -155,10 +130,9 @@ def export_tflite_text(trained, path, max_output_length, quantize="none", beam_s
         trained: a ``models.TrainedModel`` with SentencePiece unigram
             tokenizers (see ``fast_sentencepiece``).
         path: the ``.tflite`` file to write.
-        max_output_length: most generated tokens, END included.
-        quantize: one of ``tflite.QUANTIZATIONS``.
-        beam_size: 1 for greedy search, else beam search with this many beams.
-        length_penalty: beam search's GNMT alpha.
+        config: the ``DecodingConfig`` to run (greedy or beam search,
+            ``n_best=1``; ``max_length`` fixes the ids output's length).
+        quantize: one of ``convert.QUANTIZATIONS``.
 
     Returns:
         ``path``.
@@ -166,51 +140,8 @@ def export_tflite_text(trained, path, max_output_length, quantize="none", beam_s
     if not isinstance(trained, TrainedModel):
         raise TypeError("export_tflite_text needs a TrainedModel (model and tokenizers), "
                         f"got {type(trained).__name__}; load one with load_trained_model.")
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}.")
-    module = TextSearchModule(trained, max_output_length, beam_size, length_penalty)
-    write_atomically(path, convert_text(module, quantize))
+    check_quantize(quantize)
+    module = TextSearchModule(trained, config)
+    write_atomically(path, to_tflite(module.text.get_concrete_function(), module, quantize,
+                                     custom_ops=True))
     return path
-
-
-class TFLiteText:
-    """Runs an ``export_tflite_text`` file: ``TFLiteText(path)(texts)`` ->
-    the list of translations, one interpreter call per text.
-
-    The interpreter is LiteRT's (``ai_edge_litert``) when installed, else
-    TensorFlow's, with the TF Text ops registered; ``interpreter_class``
-    picks one (an ``InterpreterWithCustomOps`` class).
-    """
-
-    def __init__(self, path, interpreter_class=None):
-        self.interpreter = load_interpreter(path, interpreter_class, text_ops=True)
-        self._run = self.interpreter.get_signature_runner(SIGNATURE_KEY)
-        if INPUTS_NAME not in self._run.get_input_details():
-            raise ValueError(f"'{path}' is an ids -> ids TFLite model, not a string one; run it "
-                             "with TFLiteDecoder and the folder's tokenizers.")
-        self.max_output_length = int(self._run.get_output_details()[IDS_NAME]["shape"][1])
-
-    def ids(self, text):
-        """Generated ids ``(max_output_length,)`` of one text."""
-        return self._run(**{INPUTS_NAME: np.array([text], dtype=object)})[IDS_NAME][0]
-
-    def __call__(self, texts):
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be a list of strings, got one string; wrap it in a list.")
-        return [self._run(**{INPUTS_NAME: np.array([t], dtype=object)})[OUTPUTS_NAME][0]
-                .decode("utf-8") for t in texts]
-
-
-def compare_text_with_model(trained, path, texts, beam_size=1, length_penalty=0.6):
-    """Decode ``texts`` with the ``.tflite`` file at ``path`` (string or ids
-    model) and in memory (``generate`` with the file's search: greedy, or
-    beam search for ``beam_size`` > 1); returns ``(tflite_texts,
-    model_texts)``."""
-    interpreter = load_interpreter(path, text_ops=True)
-    inputs = interpreter.get_signature_runner(SIGNATURE_KEY).get_input_details()
-    if INPUTS_NAME not in inputs:
-        return compare_with_model(trained, path, texts, beam_size, length_penalty)
-    runner = TFLiteText(path)
-    _, expected = model_texts(trained, texts, trained.model.config.max_sequence_length,
-                              runner.max_output_length, beam_size, length_penalty)
-    return runner(texts), expected
