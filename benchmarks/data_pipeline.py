@@ -13,15 +13,14 @@ consumes on this machine. ``pipeline_over_training`` is the ratio.
 import argparse
 import json
 import os
-import platform
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import machine
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from keras_attention.data import (  # noqa: E402
+from keras_attention.data import (
     BatchingConfig,
     SentencePieceTokenizer,
     aligned_pairs,
@@ -29,8 +28,8 @@ from keras_attention.data import (  # noqa: E402
     padding_efficiency,
     tsv_pairs,
 )
-from keras_attention.models import Transformer  # noqa: E402
-from keras_attention.training import MaskedAccuracy, sequence_loss  # noqa: E402
+from keras_attention.models import Transformer
+from keras_attention.training import MaskedAccuracy, sequence_loss
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 CORPORA = {
@@ -121,8 +120,7 @@ def main():
                         help="training steps for the reference (0 = skip)")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
-    report = {"machine": platform.processor() or platform.machine(),
-              "cpus": os.cpu_count(), "batch_tokens": 4096}
+    report = {**machine(), "batch_tokens": 4096}
     for name, make_source in CORPORA.items():
         report[name] = measure(name, make_source, args.train_steps)
     print(json.dumps(report, indent=2))

@@ -34,36 +34,29 @@ Real text and CTranslate2 on the same trained weights:
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import machine, progress
 
-import keras  # noqa: E402
-import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import ops  # noqa: E402
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+from keras import ops
 
-from keras_attention.decoding import (  # noqa: E402
+from keras_attention.decoding import (
     DecodingConfig,
     cached_steps,
     generate,
     uncached_steps,
 )
-from keras_attention.models import Transformer  # noqa: E402
-from keras_attention.models.presets import get_preset  # noqa: E402
+from keras_attention.models import Transformer
+from keras_attention.models.presets import get_preset
 
 VOCABULARY = 8000
 SOURCE_LENGTH = 20
 START_ID = 1
 BEAMS = 4
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 class KerasHubSeq2Seq:
@@ -202,8 +195,7 @@ def main():
     model = Transformer(config)
     hub_model = KerasHubSeq2Seq(config)
     rng = np.random.default_rng(0)
-    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "tensorflow": tf.__version__, "keras_hub": keras_hub.__version__,
+    report = {**machine(tf, keras_hub),
               "model": "small preset, vocabulary 8000, random weights, float32",
               "source_tokens": SOURCE_LENGTH, "beam_size": BEAMS,
               "timing": f"best of {repeats} calls after tracing", "results": []}

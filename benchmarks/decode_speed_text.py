@@ -35,54 +35,35 @@ float32 matmul peak measured in the same run.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import machine, matmul_flop_per_s, progress
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from export import DEFAULT_REFERENCES, DEFAULT_SOURCE, read_lines, timed  # noqa: E402
-from keras_attention.decoding import DecodingConfig  # noqa: E402
-from keras_attention.decoding.text import TextGenerator  # noqa: E402
-from keras_attention.evaluation.metrics import bleu  # noqa: E402
-from keras_attention.export import (  # noqa: E402
+from export import DEFAULT_REFERENCES, DEFAULT_SOURCE, read_lines, timed
+from keras_attention.decoding import DecodingConfig
+from keras_attention.decoding.text import TextGenerator
+from keras_attention.evaluation.metrics import bleu
+from keras_attention.export import (
     SavedModelTranslator,
     TextToTextModule,
     export_saved_model,
 )
-from keras_attention.export.ctranslate2 import (  # noqa: E402
+from keras_attention.export.ctranslate2 import (
     CTranslate2Translator,
     export_ctranslate2,
 )
-from keras_attention.export.tflite import TFLiteDecoder, export_tflite  # noqa: E402
-from keras_attention.models.saving import load_trained_model  # noqa: E402
+from keras_attention.export.tflite import TFLiteDecoder, export_tflite
+from keras_attention.models.saving import load_trained_model
 
 PATHS = ("ours", "ours_xla", "saved_model", "saved_model_xla", "tflite", "ctranslate2_fp32",
          "ctranslate2_int8")
 BATCH1_ONLY = ("tflite",)  # one interpreter call per sentence whatever the batch
 OVER_CTRANSLATE2 = ("ours", "ours_xla", "saved_model", "saved_model_xla", "tflite")
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def matmul_gflops(size=2048, repeats=5):
-    """Best float32 GFLOP/s of a ``size``-square matmul (the machine's peak, as a reference)."""
-    a = tf.random.normal((size, size))
-    (a @ a).numpy()
-    best = min(_seconds(lambda: (a @ a).numpy()) for _ in range(repeats))
-    return round(2 * size**3 / best / 1e9, 1)
-
-
-def _seconds(function):
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
 
 
 def decoders(trained, config, paths, folder, threads):
@@ -197,8 +178,7 @@ def main():
     sources = read_lines(args.source, args.sentences)
     references = read_lines(args.references, args.sentences)
     report = {
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "matmul_fp32_gflops": matmul_gflops(), "tensorflow": tf.__version__,
+        **machine(tf), "matmul_fp32_gflops": round(matmul_flop_per_s(repeats=5) / 1e9, 1),
         "model": os.path.abspath(args.model),
         "parameters": trained.model.count_params(),
         "precision": trained.model.dtype_policy.name, "sentences": len(sources),

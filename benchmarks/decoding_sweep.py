@@ -23,17 +23,8 @@ import dataclasses
 import itertools
 import json
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPOSITORY not in sys.path:
-    sys.path.insert(0, REPOSITORY)
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
+from _common import progress
 
 
 def parse_grid(items, decoding):

@@ -36,32 +36,30 @@ import argparse
 import gzip
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import machine, progress
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from keras_attention.decoding.generate import DecodingConfig  # noqa: E402
-from keras_attention.decoding.text import TextGenerator  # noqa: E402
-from keras_attention.evaluation.metrics import bleu  # noqa: E402
-from keras_attention.export import (  # noqa: E402
+from keras_attention.decoding.generate import DecodingConfig
+from keras_attention.decoding.text import TextGenerator
+from keras_attention.evaluation.metrics import bleu
+from keras_attention.export import (
     SavedModelTranslator,
     TextToTextModule,
     TFLiteDecoder,
     export_saved_model,
     export_tflite,
 )
-from keras_attention.export.tflite import (  # noqa: E402
+from keras_attention.export.tflite import (
     QUANTIZATIONS,
     TFLiteText,
     export_tflite_text,
     text_model_problem,
 )
-from keras_attention.models.saving import load_trained_model  # noqa: E402
+from keras_attention.models.saving import load_trained_model
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 DEFAULT_SOURCE = os.path.join(DATA, "multi30k", "test_2016_flickr.en.gz")
@@ -74,10 +72,6 @@ TFLITE_NAMES = {"none": "tflite_fp32", "float16": "tflite_float16", "dynamic": "
 TEXT_NAME = "tflite_text_fp32"
 GOALS = {"float16_size_ratio": 0.55, "dynamic_size_ratio": 0.3, "int8_size_ratio": 0.3,
          "bleu_drop": 0.5}
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def read_lines(path, count):
@@ -255,9 +249,7 @@ def main():
         max_length=max_length)
 
     report = {
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "tensorflow": tf.__version__,
+        **machine(tf),
         "model": args.model,
         "source": args.source,
         "references": args.references,

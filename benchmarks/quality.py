@@ -26,15 +26,9 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPOSITORY not in sys.path:
-    sys.path.insert(0, REPOSITORY)
+from _common import REPOSITORY, cpu_cores, cpu_name, progress
 
 # The reduced reference on a CPU, per recipe: training minutes, test sentences
 # (None: the whole test split) and overrides that suit a few hundred steps (a
@@ -55,10 +49,6 @@ CPU_REFERENCE = {
 DEFAULT_CPU_REFERENCE = {"minutes": 40, "test_limit": 500, "overrides": []}
 
 
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
-
-
 def device_description():
     """The GPU names, else the CPU model name and the cores this process may use."""
     import tensorflow as tf
@@ -68,17 +58,7 @@ def device_description():
         names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
                  for gpu in gpus]
         return {"kind": "gpu", "name": ", ".join(names), "count": len(gpus)}
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"kind": "cpu", "name": name, "cores": cores}
+    return {"kind": "cpu", "name": cpu_name(), "cores": cpu_cores()}
 
 
 def budget(args, recipe_name, device):

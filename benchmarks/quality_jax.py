@@ -11,11 +11,12 @@ steps:
    and write a job folder: ``job.json`` (model config, optimizer, budget) and
    ``data.npz`` (token ids, no padding).
 2. ``train`` (on the accelerator, no TensorFlow): fixed-shape length buckets
-   (one XLA compilation per bucket), ``model.fit`` for a wall-clock budget,
-   checkpoint averaging over the last epochs; writes an ``.npz`` with the
-   chosen weights (float16, to fit the transfer limit; split over
-   ``NAME.partN.npz`` files of at most 15 MiB for larger models), the
-   per-epoch history and the validation losses of the candidates.
+   (``keras_attention.data.buckets``: one XLA compilation per bucket),
+   ``model.fit`` for a wall-clock budget, checkpoint averaging over the last
+   epochs; writes an ``.npz`` with the chosen weights (float16, to fit the
+   transfer limit; split over ``NAME.partN.npz`` files of at most 15 MiB for
+   larger models), the per-epoch history and the validation losses of the
+   candidates.
 3. ``finish`` (here, TensorFlow): load the weights into the same model on the
    TensorFlow backend, save a trained model folder (model + tokenizers),
    write the history as TensorBoard scalars, and score the recipe's test split
@@ -28,111 +29,16 @@ steps:
 
 import argparse
 import dataclasses
-import importlib
 import json
-import math
 import os
-import platform
-import sys
 import time
-import types
 
 import numpy as np
+from _common import REPOSITORY, cpu_cores, cpu_name, progress
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from keras_attention.data.buckets import IdPairs, bucket_shapes, plan_batches, rows_per_batch
+
 BOUNDARIES = (16, 32, 64, 128, 256, 512, 1024)  # one XLA compilation per bucket shape
-PAD_ID, START_ID, END_ID = 0, 1, 2
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------
-# Fixed-shape length buckets (numpy only: runs on both machines).
-# ---------------------------------------------------------------------------
-
-def _round_up(value, multiple=8):
-    return int(math.ceil(value / multiple) * multiple)
-
-
-def bucket_shapes(max_source_tokens, max_target_tokens, boundaries=BOUNDARIES):
-    """``(source_width, target_width)`` of each bucket: the ``boundaries``,
-    capped at the length limits (rounded up to 8); the decoder width counts
-    START."""
-    source_cap = _round_up(max_source_tokens)
-    target_cap = _round_up(max_target_tokens + 1)
-    shapes = []
-    for boundary in boundaries:
-        shape = (min(boundary, source_cap), min(boundary, target_cap))
-        if shape not in shapes:
-            shapes.append(shape)
-        if boundary >= max(source_cap, target_cap):
-            break
-    return shapes
-
-
-def assign_buckets(source_lengths, target_lengths, shapes):
-    """Index of the first bucket each pair fits (decoder length = target + 1)."""
-    fits = np.stack([
-        (source_lengths <= s) & (target_lengths + 1 <= t) for s, t in shapes
-    ], axis=1)
-    if not fits.any(axis=1).all():
-        raise ValueError("a pair is longer than the largest bucket; check the length limits.")
-    return fits.argmax(axis=1)
-
-
-class Corpus:
-    """Token ids of one split, unpadded: ``flat`` ids and per-pair lengths."""
-
-    def __init__(self, source_flat, source_lengths, target_flat, target_lengths):
-        self.source_lengths = np.asarray(source_lengths, np.int64)
-        self.target_lengths = np.asarray(target_lengths, np.int64)
-        self.source_offsets = np.concatenate([[0], np.cumsum(self.source_lengths)])
-        self.target_offsets = np.concatenate([[0], np.cumsum(self.target_lengths)])
-        self.source_flat = np.asarray(source_flat, np.int32)
-        self.target_flat = np.asarray(target_flat, np.int32)
-
-    def __len__(self):
-        return len(self.source_lengths)
-
-    def padded_batch(self, rows, source_width, target_width, batch_rows):
-        """``({"encoder_tokens", "decoder_tokens"}, labels)`` of ``rows``,
-        padded to the bucket widths and to ``batch_rows`` rows (all-PAD rows
-        carry no loss)."""
-        encoder = np.zeros((batch_rows, source_width), np.int32)
-        decoder = np.zeros((batch_rows, target_width), np.int32)
-        labels = np.zeros((batch_rows, target_width), np.int32)
-        for i, row in enumerate(rows):
-            source = self.source_flat[self.source_offsets[row]:self.source_offsets[row + 1]]
-            target = self.target_flat[self.target_offsets[row]:self.target_offsets[row + 1]]
-            encoder[i, :len(source)] = source
-            decoder[i, 0] = START_ID
-            decoder[i, 1:len(target) + 1] = target
-            labels[i, :len(target)] = target
-            labels[i, len(target)] = END_ID
-        return {"encoder_tokens": encoder, "decoder_tokens": decoder}, labels
-
-
-def rows_per_batch(shape, batch_tokens):
-    """Rows of a batch of bucket ``shape``: ``batch_tokens // max(widths)``, at least 1."""
-    return max(1, batch_tokens // max(shape))
-
-
-def plan_batches(corpus, shapes, batch_tokens, rng=None):
-    """Batches as ``(bucket, rows)``: rows of one bucket, at most
-    ``batch_tokens // max(widths)`` a batch; shuffled when ``rng`` is given."""
-    buckets = assign_buckets(corpus.source_lengths, corpus.target_lengths, shapes)
-    batches = []
-    for bucket, shape in enumerate(shapes):
-        rows = np.flatnonzero(buckets == bucket)
-        if rng is not None:
-            rows = rng.permutation(rows)
-        per_batch = rows_per_batch(shape, batch_tokens)
-        batches += [(bucket, rows[i:i + per_batch]) for i in range(0, len(rows), per_batch)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
 
 
 # ---------------------------------------------------------------------------
@@ -140,7 +46,7 @@ def plan_batches(corpus, shapes, batch_tokens, rng=None):
 # ---------------------------------------------------------------------------
 
 def _token_ids(pairs_dataset, source_tokenizer, target_tokenizer, batching):
-    """Corpus of a split with the recipe's tokenizers and length policy."""
+    """``IdPairs`` of a split with the recipe's tokenizers and length policy."""
     from keras_attention.data import batching as steps
 
     ids = pairs_dataset.apply(steps.tokenize_batches(source_tokenizer, target_tokenizer))
@@ -150,7 +56,7 @@ def _token_ids(pairs_dataset, source_tokenizer, target_tokenizer, batching):
     for source, target in ids:
         sources += source.to_list()
         targets += target.to_list()
-    return Corpus(
+    return IdPairs(
         [i for s in sources for i in s], [len(s) for s in sources],
         [i for t in targets for i in t], [len(t) for t in targets],
     )
@@ -166,7 +72,7 @@ def _save_corpus(arrays, prefix, corpus):
 
 
 def _load_corpus(arrays, prefix):
-    return Corpus(arrays[f"{prefix}_source"], arrays[f"{prefix}_source_lengths"],
+    return IdPairs(arrays[f"{prefix}_source"], arrays[f"{prefix}_source_lengths"],
                   arrays[f"{prefix}_target"], arrays[f"{prefix}_target_lengths"])
 
 
@@ -233,21 +139,6 @@ def prepare(args):
 # train (accelerator machine: keras + jax, no TensorFlow)
 # ---------------------------------------------------------------------------
 
-def _import_model_modules():
-    """Import the model, loss and schedule modules without the package
-    ``__init__`` files, which pull in the TensorFlow data and export code."""
-    for package in ("keras_attention", "keras_attention.models", "keras_attention.training"):
-        if package not in sys.modules:
-            module = types.ModuleType(package)
-            module.__path__ = [os.path.join(REPOSITORY, *package.split("."))]
-            sys.modules[package] = module
-    sys.path.insert(0, REPOSITORY)
-    transformer = importlib.import_module("keras_attention.models.transformer")
-    losses = importlib.import_module("keras_attention.training.losses")
-    schedules = importlib.import_module("keras_attention.training.schedules")
-    return transformer.Transformer, losses.SequenceCrossEntropy, schedules.NoamSchedule
-
-
 def _device_name():
     import keras
 
@@ -256,13 +147,17 @@ def _device_name():
 
         device = jax.devices()[0]
         return f"{device.platform}: {getattr(device, 'device_kind', device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"cpu: {cpu_name()}, {cpu_cores()} cores"
 
 
 def train(args):
     import keras
 
-    Transformer, SequenceCrossEntropy, NoamSchedule = _import_model_modules()
+    # The model, loss and schedule modules need Keras alone (no TensorFlow).
+    from keras_attention.models.transformer import Transformer
+    from keras_attention.training.losses import SequenceCrossEntropy
+    from keras_attention.training.schedules import NoamSchedule
+
     with open(os.path.join(args.job, "job.json")) as f:
         job = json.load(f)
     arrays = np.load(os.path.join(args.job, "data.npz"))
@@ -289,7 +184,7 @@ def train(args):
         def __getitem__(self, index):
             bucket, rows = self.batches[index]
             return self.corpus.padded_batch(rows, *shapes[bucket],
-                                            rows_per_batch(shapes[bucket], job["batch_tokens"]))
+                                            rows_per_batch(job["batch_tokens"], max(shapes[bucket])))
 
     train_data = Batches(train_corpus, shuffle=True)
     validation_data = Batches(validation_corpus, shuffle=False)
@@ -459,7 +354,7 @@ def finish(args):
         "train_wall_seconds": summary["train_seconds"],
         "eval_wall_seconds": round(time.time() - started, 1),
         "device": summary["device"], "backend": summary["backend"],
-        "eval_device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "eval_device": f"{cpu_name()}, {cpu_cores()} cores",
         "precision": job["precision"], "parameters": summary["parameters"],
         "weights": summary["chosen"], "validation_loss": summary["validation_loss"],
         "keras": keras.__version__,

@@ -19,7 +19,6 @@ folder first (``--demo-train-size``, ``--demo-epochs``).
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,16 +27,13 @@ import time
 import urllib.error
 import urllib.request
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import REPOSITORY, machine
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from keras_attention.data import date_pairs  # noqa: E402
-from keras_attention.export.server import Server, ServerConfig  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from keras_attention.data import date_pairs
+from keras_attention.export.server import Server, ServerConfig
 
 def demo_model(directory, train_size, epochs):
     """Train and export the demo model into ``directory``; returns its path."""
@@ -45,7 +41,7 @@ def demo_model(directory, train_size, epochs):
     result = subprocess.run(
         [sys.executable, "-m", "cli", "demo", "--output", output, "--train-size", str(train_size),
          "--epochs", str(epochs), "--min-accuracy", "0"],
-        cwd=ROOT, stdout=sys.stderr, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        cwd=REPOSITORY, stdout=sys.stderr, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     if result.returncode != 0:
         raise SystemExit(f"'keras-attention demo' failed (exit {result.returncode}, see above); "
@@ -85,7 +81,7 @@ def run_load(url, texts, clients):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=os.path.join(ROOT, "saved_models", "demo"))
+    parser.add_argument("--model", default=os.path.join(REPOSITORY, "saved_models", "demo"))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=16, help="untimed requests first")
@@ -117,7 +113,7 @@ def main():
     correct = sum(output == target for output, (_, target) in zip(outputs, timed))
     print(json.dumps({
         "benchmark": "serve_load",
-        "model": os.path.relpath(server.model.path, ROOT) if not trained_here
+        "model": os.path.relpath(server.model.path, REPOSITORY) if not trained_here
         else f"demo trained here ({args.demo_train_size} pairs, {args.demo_epochs} epochs)",
         "clients": args.clients,
         "requests": len(timed),
@@ -131,9 +127,7 @@ def main():
         "server_mean_latency_ms": round(server_ms / max(1, served), 2),
         "exact_match": round(correct / len(timed), 4),
         "device": "cpu",
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "tensorflow": tf.__version__,
+        **machine(tf),
     }, indent=2))
     return 1 if errors else 0
 

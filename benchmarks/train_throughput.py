@@ -19,26 +19,24 @@ compilation per batch shape), then the same batches again, timed.
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from _common import machine, matmul_flop_per_s, progress
 
-import keras  # noqa: E402
-import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
 
-from keras_attention.data import (  # noqa: E402
+from keras_attention.data import (
     BatchingConfig,
     SentencePieceTokenizer,
     aligned_pairs,
     make_training_dataset,
 )
-from keras_attention.models import Transformer  # noqa: E402
-from keras_attention.models.presets import get_preset  # noqa: E402
-from keras_attention.training import sequence_loss  # noqa: E402
+from keras_attention.models import Transformer
+from keras_attention.models.presets import get_preset
+from keras_attention.training import sequence_loss
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 VOCABULARY = 8000
@@ -53,10 +51,6 @@ FLOP_FORMULA = (
     "decoder layer 8BTd^2 + 4BT^2d (self) + 4BTd^2 + 4BSd^2 + 4BTSd (cross) + 4BTdf; "
     "output 2BTdV"
 )
-
-
-def progress(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def forward_flops(config, batch, source_length, target_length):
@@ -172,25 +166,6 @@ class Trainee:
         }
 
 
-def matmul_flop_per_s(dtype, size=2048, repeats=10):
-    """FLOP/s of ``repeats`` size x size matmuls on distinct inputs (identical
-    ones would be merged into one by TensorFlow's graph optimizer)."""
-    left = [tf.cast(tf.random.normal((size, size)), dtype) for _ in range(repeats)]
-    right = tf.cast(tf.random.normal((size, size)), dtype)
-
-    @tf.function
-    def run():
-        return tf.add_n([tf.linalg.matmul(a, right) for a in left])
-
-    run().numpy()
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        run().numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 * repeats / best
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="batches per timed round")
@@ -212,9 +187,7 @@ def main():
                         decoder_vocabulary_size=vocabulary_size, max_sequence_length=MAX_LENGTH)
     shapes = sorted({(x["encoder_tokens"].shape, x["decoder_tokens"].shape) for x, _ in batches})
     report = {
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "tensorflow": tf.__version__, "keras": keras.__version__,
+        **machine(tf, keras),
         "keras_hub_version": keras_hub.__version__,
         "model": "small preset: 3+3 layers, d256, 4 heads, ff 1024, dropout 0.1, "
                  f"shared SentencePiece vocabulary {vocabulary_size}",

@@ -1,13 +1,15 @@
 """``keras-attention demo``: the main job on the embedded default task.
 
-Generated dates -> tokenizers -> model.fit -> greedy translation -> SavedModel
-export -> reload in a fresh process and compare.
+Generated dates -> the training app (``keras_attention.training.train``) ->
+greedy translation -> SavedModel export -> reload in a fresh process and
+compare.
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import click
@@ -16,6 +18,7 @@ from cli.errors import user_errors
 
 DEMO_TASK = "dates"  # the "task" an export's keras_attention.json gets from the demo
 VERSION = 1
+MAX_OUTPUT_LENGTH = 16  # target tokens with START: an ISO date and END fit
 
 
 def _step(message):
@@ -57,13 +60,34 @@ def _replaces_output(output_dir, overwrite):
     return True
 
 
+def _training_config(train_size, epochs, batch_size, seed, directory):
+    """The demo's run for the training app: recipes/dates.yaml's model,
+    vocabularies and peak learning rate on ``train_size`` generated pairs
+    (the first of ``date_pairs(..., seed)``), without label smoothing,
+    validation or TensorBoard, into ``directory``."""
+    from keras_attention.training import config_from_dict
+
+    steps = epochs * -(-train_size // batch_size)  # one bucket: every date is short
+    return config_from_dict({
+        "data": {"train": {"format": "dates", "size": train_size, "seed": seed}},
+        "vocabulary": {"type": "char"},
+        "model": {"preset": "tiny", "changes": {"max_sequence_length": 64}},
+        "batching": {"batch_size": batch_size, "max_source_tokens": 60, "max_target_tokens": 12,
+                     "bucket_boundaries": [], "seed": seed},
+        "optimizer": {"learning_rate": 0.008, "schedule": "cosine",
+                      "warmup_steps": min(60, steps // 4)},
+        "training": {"epochs": epochs, "seed": seed, "label_smoothing": 0.0},
+        "output": {"directory": directory, "tensorboard": False, "keep_checkpoints": 1},
+    }, source="the demo")
+
+
 @click.command()
 @click.option("--train-size", default=10000, show_default=True, type=click.IntRange(min=100),
               help="Generated training pairs.")
 @click.option("--test-size", default=1000, show_default=True, type=click.IntRange(min=10),
               help="Generated held-out pairs (never seen in training).")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--output", "output_dir", default="saved_models/demo", show_default=True,
               type=click.Path(file_okay=False),
@@ -89,54 +113,27 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite,
     """
     started = time.time()
     overwrite = _replaces_output(output_dir, overwrite)  # before training, not after
-    import keras
-
-    from keras_attention.data import CharacterTokenizer, WordTokenizer, date_pairs
-    from keras_attention.data import BatchingConfig, make_training_dataset, memory_pairs
+    from keras_attention.data import date_pairs
     from keras_attention.evaluation import exact_match
     from keras_attention.export import TextToTextModule, export_saved_model
-    from keras_attention.models import Transformer
-    from keras_attention.training import MaskedAccuracy, sequence_loss
+    from keras_attention.models import load_trained_model
+    from keras_attention.training import train
 
-    keras.utils.set_random_seed(seed)
-    pairs = date_pairs(train_size + test_size, seed=seed)
-    train, held_out = pairs[:train_size], pairs[train_size:]
-    _step(f"generated {len(train)} training and {len(held_out)} held-out date pairs "
-          f"(seed {seed}), e.g. {train[0][0]!r} -> {train[0][1]!r}")
+    pairs = date_pairs(train_size + test_size, seed=seed)  # training reads the first ones
+    held_out = pairs[train_size:]
+    _step(f"generated {train_size} training and {len(held_out)} held-out date pairs "
+          f"(seed {seed}), e.g. {pairs[0][0]!r} -> {pairs[0][1]!r}")
+    _step(f"training the 'tiny' Transformer for {epochs} epoch(s) (keras_attention.training."
+          "train; character vocabularies)")
+    with tempfile.TemporaryDirectory(prefix="keras-attention-demo-") as scratch:
+        config = _training_config(train_size, epochs, batch_size, seed,
+                                  os.path.join(scratch, "run"))
+        result = train(config, print_fn=lambda line: click.echo("    " + line))
+        trained = load_trained_model(result.model_directory)
+    model = trained.model
 
-    source_tokenizer = WordTokenizer.build([source for source, _ in train])
-    target_tokenizer = CharacterTokenizer.build([target for _, target in train])
-    _step(f"vocabularies: {source_tokenizer.vocabulary_size} source words, "
-          f"{target_tokenizer.vocabulary_size} target characters")
-
-    max_length = 32
-    batching = BatchingConfig(
-        batch_size=batch_size,
-        max_source_tokens=max_length,
-        max_target_tokens=max_length - 1,
-        seed=seed,
-    )
-    dataset = make_training_dataset(
-        memory_pairs(train).dataset(), source_tokenizer, target_tokenizer, batching
-    )
-    model = Transformer.from_preset(
-        "tiny",
-        encoder_vocabulary_size=source_tokenizer.vocabulary_size,
-        decoder_vocabulary_size=target_tokenizer.vocabulary_size,
-        max_sequence_length=max_length,
-    )
-    steps = epochs * int(dataset.cardinality())  # bucketing: exact batches per epoch
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=steps, warmup_target=2e-3, warmup_steps=min(100, steps // 4)
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule), loss=sequence_loss(), metrics=[MaskedAccuracy()]
-    )
-    _step(f"training the 'tiny' Transformer ({model.count_params():,} parameters) "
-          f"for {epochs} epoch(s)")
-    model.fit(dataset, epochs=epochs, verbose=2, shuffle=False)
-
-    translator = TextToTextModule(model, source_tokenizer, target_tokenizer, max_output_length=16)
+    translator = TextToTextModule(model, trained.source_tokenizer, trained.target_tokenizer,
+                                  max_output_length=MAX_OUTPUT_LENGTH)
     sources = [source for source, _ in held_out]
     references = [target for _, target in held_out]
     hypotheses = [

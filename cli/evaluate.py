@@ -9,7 +9,8 @@ import click
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
-from cli.translate import XLA_HELP, Decoder, decoded_batches, decoding_options
+from cli.translate import XLA_HELP, check_lengths, decoded_batches, decoding_options
+from keras_attention.app.decoder import Decoder
 
 METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
@@ -132,7 +133,7 @@ def evaluate(hypotheses, model_path, source, source_field, references, reference
         _check_counts(inputs, f"--source '{source}'", reference_lines, references)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         task = decoder.task
-        decoder.check_lengths(inputs)
+        check_lengths(decoder, inputs)
         outputs = _decode(decoder, inputs, batch_size, output_path)
     names = _metric_list(metrics or DEFAULT_METRICS.get(task, "bleu,chrf"))
     results = score(outputs, reference_lines, metrics=names, tokenize=tokenize)

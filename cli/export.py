@@ -12,7 +12,8 @@ import sys
 import click
 
 from cli.errors import user_errors
-from cli.translate import BEAM_STOPPINGS, FiniteFloatRange
+from cli.translate import BEAM_STOPPINGS, FiniteFloatRange, _with_strategy
+from keras_attention.app.decoder import decoding_config
 
 FORMATS = ("saved_model", "tflite", "ctranslate2")
 # keras_attention.export.tflite / .ctranslate2 QUANTIZATIONS, here without
@@ -154,8 +155,6 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
         ("beam_stopping", beam_stopping), ("n_best", n_best),
         ("max_length", max_length)) if value is not None}
-    from cli.translate import _with_strategy, decoding_config
-
     _with_strategy(decoding)  # flags of two strategies: a usage error before TensorFlow
     from keras_attention.export import next_version, version_directory
 
@@ -234,7 +233,6 @@ def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size
 def _export_ctranslate2(model_path, folder, overwrite, decoding, quantize, probes):
     """Write the CTranslate2 folder; with probes, decode them with it and
     with the in-memory model, and fail on a difference (float32 weights)."""
-    from cli.translate import decoding_config
     from keras_attention.decoding.text import TextGenerator
     from keras_attention.export.ctranslate2 import CTranslate2Translator, export_ctranslate2
     from keras_attention.models import load_trained_model
@@ -258,7 +256,6 @@ def _export_ctranslate2(model_path, folder, overwrite, decoding, quantize, probe
 def _export_tflite(model_path, folder, overwrite, decoding, quantize, tflite_io, probes):
     """Write the TFLite folder (the stored decoding, ``decoding`` overriding
     fields); with probes, decode them with the file and in memory."""
-    from cli.translate import decoding_config
     from keras_attention.export.tflite import (
         MODEL_FILE,
         check_tflite_decoding,

@@ -6,16 +6,15 @@ Both commands are made by ``generation_command``; they differ only in the
 task named in their help and checked against the model's.
 """
 
-import dataclasses
 import functools
 import math
-import os
 
 import click
 
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
+from keras_attention.app.decoder import Decoder, with_implied_strategy
 from keras_attention.progress import ProgressLog
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
@@ -40,16 +39,12 @@ DECODING_DEFAULTS = {
 STRATEGIES = ("greedy", "beam", "sample")
 # keras_attention.decoding.beam.STOPPINGS without TensorFlow (the test checks they agree).
 BEAM_STOPPINGS = ("early", "exact")
-_STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "beam_stopping": "beam",
-                     "temperature": "sample",
-                     "top_k": "sample", "top_p": "sample", "seed": "sample"}
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
                        "model folder or CTranslate2 export (its recipe's evaluation.decoding, "
                        "listed in its keras_attention.json), else the defaults shown.")
 PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
-TASKS = ("translation", "summarization")
 # Progress on stderr: what is being done, and what is counted.
 _PROGRESS = {"translation": ("translating", "sentences"),
              "summarization": ("summarizing", "texts")}
@@ -121,202 +116,25 @@ def decoding_options(command):
 
 
 def _with_strategy(decoding):
-    """Beam flags alone mean ``--strategy beam``, sampling flags alone
-    ``--strategy sample``, ``--n-best`` above 1 alone means beam; flags of
-    another strategy are a usage error."""
-    used = {name: owner for name, owner in _STRATEGY_OF_FLAG.items() if name in decoding}
-    strategy = decoding.get("strategy")
-    if strategy is None:
-        implied = sorted(set(used.values()))
-        if len(implied) > 1:
-            raise click.UsageError(
-                f"{_flags(used)} belong to different strategies ({', '.join(implied)}); "
-                "choose one with --strategy."
-            )
-        if implied:
-            return dict(decoding, strategy=implied[0])
-        if decoding.get("n_best", 1) > 1:
-            # An n-best list alone asks for beam search (greedy has one output).
-            return dict(decoding, strategy="beam")
-        return decoding
-    wrong = [name for name, owner in used.items() if owner != strategy]
-    if wrong:
-        owner = used[wrong[0]]
-        raise click.UsageError(
-            f"{_flags(wrong)} appl{'ies' if len(wrong) == 1 else 'y'} to --strategy "
-            f"{owner}, not {strategy}; drop {'it' if len(wrong) == 1 else 'them'} or "
-            f"choose --strategy {owner}."
-        )
-    return decoding
-
-
-def decoding_config(decoding, saved=None):
-    """The ``DecodingConfig`` of the flags in ``decoding`` (strategy implied
-    by beam or sampling flags) over ``saved``, the decoding a trained model
-    folder stores (its recipe's ``evaluation.decoding``, e.g. SAMSum's length
-    limit and n-gram blocking): flags win, and ``n_best`` and ``seed`` come
-    from the flags alone."""
-    from keras_attention.decoding.generate import DecodingConfig
-
-    kept = {f.name for f in dataclasses.fields(DecodingConfig)} - {"n_best", "seed"}
-    base = {name: value for name, value in (saved or {}).items() if name in kept}
-    flags = _with_strategy(decoding)
+    """``with_implied_strategy``, with flags of another strategy a usage
+    error (before any work)."""
     try:
-        return DecodingConfig(**{**base, **flags})
+        return with_implied_strategy(decoding)
     except ValueError as error:
-        stored = {name: value for name, value in base.items() if name not in flags}
-        if not stored:
-            raise
-        listed = ", ".join(f"{name}={value}" for name, value in stored.items())
-        raise ValueError(f"{error} (stored with the model: {listed}; flags override "
-                         "them)") from None
+        raise click.UsageError(str(error)) from None
 
 
-def _flags(decoding):
-    return ", ".join("--" + name.replace("_", "-") for name in decoding)
-
-
-_TFLITE_FIX = ("pass the trained model folder it was exported from, or a SavedModel "
-               "exported from that (keras-attention export --format saved_model); run "
-               "TFLite models with keras_attention.export.TFLiteText or TFLiteDecoder.")
-
-
-def _undecodable(path):
-    """A one-line error saying what ``path`` is and what to pass instead, when
-    it exists but is neither a trained model folder nor a SavedModel export
-    (checked by name, before anything is loaded); else ``None``."""
-    def has(*parts):
-        return os.path.exists(os.path.join(path, *parts))
-
-    if os.path.isfile(path):
-        if path.endswith(".tflite"):
-            return ValueError(f"'{path}' is a TFLite model, which translate cannot run; "
-                              + _TFLITE_FIX)
-        if os.path.basename(path) == "model.keras":
-            folder = os.path.dirname(path) or "."
-            return ValueError(f"'{path}' is the Keras file of a trained model folder; pass "
-                              f"the folder: --model {folder}")
-        return ValueError(f"'{path}' is a file, not a model; pass a trained model folder "
-                          "(with model.keras) or an exported SavedModel folder.")
-    if not os.path.isdir(path) or has("model.keras") or has("saved_model.pb"):
-        return None
-    versions = [name for name in os.listdir(path) if name.isdigit()]
-    if has("model.tflite") or any(has(v, "model.tflite") for v in versions):
-        return ValueError(f"'{path}' is a TFLite export folder, which translate cannot "
-                          "decode; " + _TFLITE_FIX)
-    if has("config.yaml") or has("checkpoints"):
-        model = os.path.join(path, "model")
-        if has("model", "model.keras"):
-            return ValueError(f"'{path}' is a training run folder; pass its model folder: "
-                              f"--model {model}")
-        return ValueError(f"'{path}' is a training run folder without a model yet (no "
-                          f"{model}: training has not finished); resume it with "
-                          "'keras-attention train --config ...' and pass RUN/model.")
-    return None
-
-
-class Decoder:
-    """Text -> n-best hypotheses with a trained model folder, a SavedModel or
-    a CTranslate2 export.
-
-    Args:
-        model_path: a trained model folder (with ``model.keras``), an
-            exported SavedModel or CTranslate2 folder (a version folder or
-            its parent).
-        decoding: ``DecodingConfig`` fields set by flags (trained folders
-            and CTranslate2 exports), over the decoding stored in the folder.
-        truncate: cut inputs longer than the model's limit instead of
-            failing (``check_lengths``; SavedModels cut them in the graph).
-        jit_compile: compile the decoding with XLA (trained folders only).
-    """
-
-    def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
-        decoding = decoding or {}
-        error = _undecodable(model_path)
-        if error is not None:
-            raise error
-        self.model_path = model_path
-        self.truncate = truncate
-        self._generator = self._translator = None
-        from keras_attention.export.ctranslate2 import ctranslate2_folder
-
-        folder = ctranslate2_folder(model_path)
-        if folder is not None:
-            if jit_compile:
-                raise ValueError(f"--xla: '{model_path}' is a CTranslate2 export, which "
-                                 "TensorFlow does not run; drop --xla.")
-            from keras_attention.export.ctranslate2 import CTranslate2Translator, read_metadata
-
-            config = decoding_config(decoding, read_metadata(folder).get("decoding"))
-            self._generator = CTranslate2Translator(folder, config=config, truncate=truncate)
-            self.task = self._generator.task if self._generator.task in TASKS else None
-            self.max_source_length = self._generator.max_source_length
-            return
-        if os.path.exists(os.path.join(model_path, "model.keras")):
-            from keras_attention.decoding.text import TextGenerator
-            from keras_attention.models import load_trained_model
-
-            trained = load_trained_model(model_path)
-            config = decoding_config(decoding, trained.metadata.get("decoding"))
-            self.task = trained.task
-            self._generator = TextGenerator(trained, config=config, truncate=truncate,
-                                            jit_compile=jit_compile)
-            self.max_source_length = self._generator.max_source_length
-            return
-        from keras_attention.export import SavedModelTranslator, resolve_version
-
-        resolve_version(model_path)  # a clear error first when there is no model at all
-        if decoding:
-            raise ValueError(
-                f"{_flags(decoding)}: '{model_path}' is an exported SavedModel whose "
-                "decoding (greedy or beam search, chosen at export) is built into the "
-                "graph; use a trained model folder "
-                "(with model.keras) for decoding options."
-            )
-        if jit_compile:
-            raise ValueError(
-                f"--xla: '{model_path}' is an exported SavedModel, whose decoding graph is "
-                "fixed at export; export it with 'keras-attention export --xla', or use a "
-                "trained model folder (with model.keras) for --xla."
-            )
-        self._translator = SavedModelTranslator(model_path)
-        # The task and the limit its keras_attention.json records (None: not recorded).
-        self.task = self._translator.task if self._translator.task in TASKS else None
-        self.max_source_length = self._translator.max_input_length
-
-    def check_lengths(self, lines):
-        """Inputs longer than the model's limit: an error naming the first,
-        unless ``truncate``; then stderr says how many are cut. A SavedModel
-        too old to count source tokens gets a warning instead."""
-        from keras_attention.decoding.text import check_source_lengths
-
-        model = self._generator or self._translator
-        lengths = model.source_lengths(lines)
-        limit = self.max_source_length
-        if lengths is None or limit is None:
-            click.echo(f"warning: '{self.model_path}' was exported without the source_lengths "
-                       "signature, so inputs longer than its limit are cut without notice; "
-                       "export it again to have them checked.", err=True)
-            return
-        cut = check_source_lengths(lengths, limit, self.truncate, "--truncate")
-        if cut:
-            click.echo(f"truncated {cut} of {len(lines)} inputs to the model's limit of "
-                       f"{limit} tokens (--truncate).", err=True)
-
-    def stream(self, lines, batch_size=64, on_batch=None):
-        """The n-best lists of ``(text, score)`` of ``lines`` in input order,
-        as they are decoded: lists that follow on from each other (see
-        ``TextGenerator.stream``); SavedModel outputs have no score (NaN)."""
-        if self._generator is not None:
-            for ready in self._generator.stream(lines, batch_size, on_batch):
-                yield [[(h.text, h.score) for h in hypotheses] for hypotheses in ready]
-            return
-        for start in range(0, len(lines), batch_size):
-            chunk = lines[start : start + batch_size]
-            outputs = [[(text, math.nan)] for text in self._translator(chunk, batch_size)]
-            if on_batch is not None:
-                on_batch(len(chunk))
-            yield outputs
+def check_lengths(decoder, lines):
+    """``decoder.check_lengths``, said on stderr: how many inputs are cut
+    (``--truncate``), or a warning when the model cannot count them."""
+    cut = decoder.check_lengths(lines)
+    if cut is None:
+        click.echo(f"warning: '{decoder.model_path}' was exported without the source_lengths "
+                   "signature, so inputs longer than its limit are cut without notice; "
+                   "export it again to have them checked.", err=True)
+    elif cut:
+        click.echo(f"truncated {cut} of {len(lines)} inputs to the model's limit of "
+                   f"{decoder.max_source_length} tokens (--truncate).", err=True)
 
 
 def progress(total, label, unit):
@@ -391,7 +209,7 @@ def generation_command(name, task, summary, example):
                             "stdin" if from_stdin else input_path, input_field)
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
-        decoder.check_lengths(lines)
+        check_lengths(decoder, lines)
         # No progress for stdin: typed or piped text gets its outputs alone.
         batches = decoded_batches(decoder, lines, batch_size,
                                   None if from_stdin else _PROGRESS[task])

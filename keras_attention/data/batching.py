@@ -9,6 +9,7 @@ import zlib
 
 import tensorflow as tf
 
+from keras_attention.data.buckets import batch_count, bucket_lengths, rows_per_batch
 from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 
 
@@ -215,7 +216,7 @@ def bucket_rows(bucket_boundaries, max_length):
     _check_positive("max_length", max_length)
     boundaries = _check_boundaries(bucket_boundaries)
     limits = tf.constant(boundaries, tf.int64, shape=[len(boundaries)])
-    bucket_lengths = tf.constant(_bucket_lengths(boundaries, max_length), tf.int64)
+    longest = tf.constant(bucket_lengths(boundaries, max_length), tf.int64)
 
     def tag(source, target):
         lengths = _padded_lengths(source.row_lengths(), target.row_lengths())
@@ -226,7 +227,7 @@ def bucket_rows(bucket_boundaries, max_length):
             "ids); apply filter_by_length or truncate before bucket_rows",
         )
         with tf.control_dependencies([check]):
-            return source, target, tf.gather(bucket_lengths, _bucket_index(lengths, limits))
+            return source, target, tf.gather(longest, _bucket_index(lengths, limits))
 
     def dense(source, target, bucket_length):
         return tf.reshape(source, [-1]), tf.reshape(target, [-1]), bucket_length
@@ -310,11 +311,6 @@ def _padded_lengths(source_lengths, target_lengths):
 
 def _bucket_index(lengths, limits):
     return tf.reduce_sum(tf.cast(lengths[:, None] >= limits, tf.int64), axis=1)
-
-
-def _bucket_lengths(boundaries, max_length):
-    """The longest padded length each bucket holds."""
-    return [min(b - 1, max_length) for b in boundaries] + [max_length]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -475,13 +471,14 @@ def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, con
     boundaries = config.effective_bucket_boundaries
     if config.batch_tokens is not None:
         batch = batch_by_tokens(config.batch_tokens)
-        sizes = [config.batch_tokens // n for n in _bucket_lengths(boundaries, config.max_length)]
+        sizes = [rows_per_batch(config.batch_tokens, n)
+                 for n in bucket_lengths(boundaries, config.max_length)]
     else:
         batch = batch_by_size(config.batch_size)
         sizes = [config.batch_size] * (len(boundaries) + 1)
     # Each bucket gives full batches and one partial one, whatever the order;
     # knowing the count lets model.fit show progress from the first epoch.
-    steps = sum(-(-count // size) for count, size in zip(bucket_counts, sizes, strict=True))
+    steps = batch_count(bucket_counts, sizes)
     rows = id_batches.apply(limit).apply(bucket_rows(boundaries, config.max_length))
     rows = rows.cache(config.cache_file)
 

@@ -20,7 +20,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
-from keras_attention.data.tokenizers import PAD_ID
+from keras_attention.data.buckets import padded_ids, round_up
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 from keras_attention.models.saving import TrainedModel, check_vocabularies
 
@@ -76,10 +76,7 @@ def detokenize(tokenizer, rows):
     """Texts of id lists ``rows`` (each may end with END, then PAD)."""
     if not rows:
         return []
-    width = max(1, max(len(row) for row in rows))
-    batch = np.full((len(rows), width), PAD_ID, dtype=np.int32)
-    for i, row in enumerate(rows):
-        batch[i, : len(row)] = row
+    batch = padded_ids(rows, max(1, max(len(row) for row in rows)))
     return [text.decode("utf-8") for text in tokenizer.detokenize(tf.constant(batch)).numpy()]
 
 
@@ -176,13 +173,8 @@ class TextGenerator:
         """``(batch_size, bucketed length)`` int32 ids; missing rows repeat
         the last one, so they end when it does."""
         longest = max(1, max(len(row) for row in rows))
-        bucket = self.length_bucket
-        length = min(-(-longest // bucket) * bucket, self.max_source_length)
-        batch = np.full((batch_size, length), PAD_ID, dtype=np.int32)
-        for i in range(batch_size):
-            row = rows[min(i, len(rows) - 1)]
-            batch[i, : len(row)] = row
-        return batch
+        length = min(round_up(longest, self.length_bucket), self.max_source_length)
+        return padded_ids([rows[min(i, len(rows) - 1)] for i in range(batch_size)], length)
 
     def stream(self, texts, batch_size=32, on_batch=None):
         """The n-best hypotheses of each text, best first, in input order, as

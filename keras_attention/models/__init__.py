@@ -1,22 +1,12 @@
-"""Sequence-to-sequence models assembled from ``keras_attention.layers``."""
+"""Sequence-to-sequence models assembled from ``keras_attention.layers``.
+Names import their module on first use (``transformer`` needs Keras alone,
+``saving`` TensorFlow too)."""
 
-from keras_attention.models.presets import PRESETS, TransformerConfig, get_preset
-from keras_attention.models.saving import (
-    TrainedModel,
-    check_vocabularies,
-    load_trained_model,
-    save_trained_model,
-)
-from keras_attention.models.transformer import PAD_ID, Transformer
+from keras_attention.lazy import lazy_package
 
-__all__ = [
-    "PAD_ID",
-    "PRESETS",
-    "TrainedModel",
-    "Transformer",
-    "TransformerConfig",
-    "check_vocabularies",
-    "get_preset",
-    "load_trained_model",
-    "save_trained_model",
-]
+__all__ = lazy_package(__name__, {
+    "keras_attention.models.presets": ("PRESETS", "TransformerConfig", "get_preset"),
+    "keras_attention.models.saving": (
+        "TrainedModel", "check_vocabularies", "load_trained_model", "save_trained_model"),
+    "keras_attention.models.transformer": ("PAD_ID", "Transformer"),
+})

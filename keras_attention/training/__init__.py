@@ -1,62 +1,27 @@
-"""Training: configs, schedules, losses, metrics, callbacks and ``train``."""
+"""Training: configs, schedules, losses, metrics, callbacks and ``train``.
+Names import their module on first use (``losses`` and ``schedules`` need
+Keras alone)."""
 
-import keras
+from keras_attention.lazy import lazy_package
 
-from keras_attention.training.callbacks import (
-    BestCheckpoint,
-    EpochCheckpoints,
-    EpochProgress,
-    EpochSeeds,
-    EpochSummary,
-    HistoryFile,
-    ResumableEarlyStopping,
-    RunBackup,
-    ValidationScores,
-)
-from keras_attention.training.config import (
-    TrainConfig,
-    config_from_dict,
-    load_config,
-    save_config,
-)
-from keras_attention.training.losses import SequenceCrossEntropy
-from keras_attention.training.metrics import MaskedAccuracy, Perplexity
-from keras_attention.training.schedules import (
-    NoamSchedule,
-    WarmupCosineSchedule,
-    learning_rate_schedule,
-)
-from keras_attention.training.run_layout import RunLayout
-from keras_attention.training.train import TrainResult, train
+__all__ = [*lazy_package(__name__, {
+    "keras_attention.training.callbacks": (
+        "BestCheckpoint", "EpochCheckpoints", "EpochProgress", "EpochSeeds", "EpochSummary",
+        "HistoryFile", "ResumableEarlyStopping", "RunBackup", "ValidationScores"),
+    "keras_attention.training.config": (
+        "TrainConfig", "config_from_dict", "load_config", "save_config"),
+    "keras_attention.training.losses": ("SequenceCrossEntropy",),
+    "keras_attention.training.metrics": ("MaskedAccuracy", "Perplexity"),
+    "keras_attention.training.schedules": (
+        "NoamSchedule", "WarmupCosineSchedule", "learning_rate_schedule"),
+    "keras_attention.training.run_layout": ("RunLayout",),
+    "keras_attention.training.train": ("TrainResult", "train"),
+}), "sequence_loss"]
 
 
 def sequence_loss():
     """Cross entropy over float32 logits that ignores PAD (id 0) labels."""
+    import keras
+
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
 
-
-__all__ = [
-    "BestCheckpoint",
-    "EpochCheckpoints",
-    "EpochProgress",
-    "EpochSeeds",
-    "EpochSummary",
-    "HistoryFile",
-    "MaskedAccuracy",
-    "NoamSchedule",
-    "Perplexity",
-    "ResumableEarlyStopping",
-    "RunBackup",
-    "RunLayout",
-    "SequenceCrossEntropy",
-    "TrainConfig",
-    "TrainResult",
-    "ValidationScores",
-    "WarmupCosineSchedule",
-    "config_from_dict",
-    "learning_rate_schedule",
-    "load_config",
-    "save_config",
-    "sequence_loss",
-    "train",
-]

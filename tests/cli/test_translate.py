@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from cli import translate as translate_module
 from fake_decoders import FakeDecoder, interrupt, stopping_decoder
+from keras_attention.app.decoder import decoding_config
 from text_files import INNER_BREAKS
 from cli.main import main
 from keras_attention.data import date_pairs
@@ -162,7 +163,7 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
     class RecordingDecoder(FakeDecoder):
         def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
             seen.update(decoding=decoding, truncate=truncate, jit_compile=jit_compile,
-                        config=translate_module.decoding_config(decoding))
+                        config=decoding_config(decoding))
 
     monkeypatch.setattr(translate_module, "Decoder", RecordingDecoder)
     result = invoke("translate", "--model", str(tmp_path), "--truncate", *flags, input="a b\n")
@@ -181,17 +182,17 @@ def test_flags_override_the_decoding_saved_with_the_model():
     saved = {"length_penalty": 1.5, "max_length": 96, "min_length": 10,
              "no_repeat_ngram_size": 3, "n_best": 4, "seed": 3, "a_later_field": 1}
     # n_best and seed are per call; unknown fields (a newer version's) are ignored.
-    assert translate_module.decoding_config({}, saved) == DecodingConfig(
+    assert decoding_config({}, saved) == DecodingConfig(
         length_penalty=1.5, max_length=96, min_length=10, no_repeat_ngram_size=3)
-    assert translate_module.decoding_config({"beam_size": 4, "max_length": 40}, saved) == \
+    assert decoding_config({"beam_size": 4, "max_length": 40}, saved) == \
         DecodingConfig(strategy="beam", beam_size=4, length_penalty=1.5, max_length=40,
                        min_length=10, no_repeat_ngram_size=3)
     saved_beam = {"strategy": "beam", "beam_size": 2}
-    assert translate_module.decoding_config({"temperature": 0.5}, saved_beam) == \
+    assert decoding_config({"temperature": 0.5}, saved_beam) == \
         DecodingConfig(strategy="sample", beam_size=2, temperature=0.5)
     # A clash with a stored value says where that value comes from.
     with pytest.raises(ValueError) as error:
-        translate_module.decoding_config({"max_length": 5}, saved)
+        decoding_config({"max_length": 5}, saved)
     assert str(error.value) == (
         "min_length=10 leaves no room for END within max_length=5; make min_length < "
         "max_length. (stored with the model: length_penalty=1.5, min_length=10, "
