@@ -17,10 +17,17 @@ import re
 import tensorflow as tf
 
 from keras_attention.atomic import write_atomically
-
-PAD, START, END, UNK = "[PAD]", "[START]", "[END]", "[UNK]"
-RESERVED_TOKENS = (PAD, START, END, UNK)
-PAD_ID, START_ID, END_ID, UNK_ID = range(4)
+from keras_attention.constants import (  # noqa: F401  (the reserved ids, also read from here)
+    END,
+    END_ID,
+    PAD,
+    PAD_ID,
+    RESERVED_TOKENS,
+    START,
+    START_ID,
+    UNK,
+    UNK_ID,
+)
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_attention.constants import PAD_ID
 from keras_attention.training.callbacks import (
     BestCheckpoint,
     EpochCheckpoints,
@@ -32,7 +33,7 @@ from keras_attention.training.train import TrainResult, train
 
 def sequence_loss():
     """Cross entropy over float32 logits that ignores PAD (id 0) labels."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
 
 
 __all__ = [

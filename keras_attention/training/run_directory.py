@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 
+from keras_attention.constants import CONFIG_FILE, TRAINING_METADATA_FILE
 from keras_attention.training.config import first_difference, load_config, save_config
 from keras_attention.training.provenance import provenance_difference, read_provenance
 
@@ -41,7 +42,7 @@ class RunLayout:
 
     @property
     def config(self):
-        return self.path("config.yaml")
+        return self.path(CONFIG_FILE)
 
     @property
     def vocab(self):
@@ -62,7 +63,7 @@ class RunLayout:
     @property
     def backup_metadata(self):
         """What ``RunBackup`` writes after each finished epoch."""
-        return self.path("backup", "training_metadata.json")
+        return self.path("backup", TRAINING_METADATA_FILE)
 
     @property
     def logs(self):
