@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
+from keras_attention.constants import START_ID  # noqa: E402
 from keras_attention.decoding import (  # noqa: E402
     DecodingConfig,
     cached_steps,
@@ -58,7 +59,6 @@ from keras_attention.models.presets import get_preset  # noqa: E402
 
 VOCABULARY = 8000
 SOURCE_LENGTH = 20
-START_ID = 1
 BEAMS = 4
 
 

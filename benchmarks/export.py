@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
+from keras_attention.constants import TFLITE_QUANTIZATIONS as QUANTIZATIONS  # noqa: E402
 from keras_attention.decoding.text import TextGenerator  # noqa: E402
 from keras_attention.evaluation.metrics import bleu  # noqa: E402
 from keras_attention.export import (  # noqa: E402
@@ -67,7 +68,6 @@ DEFAULT_SOURCE = os.path.join(DATA, "multi30k", "test_2016_flickr.en.gz")
 DEFAULT_REFERENCES = os.path.join(DATA, "multi30k", "test_2016_flickr.de.gz")
 QUICK_SENTENCES = 20
 BATCH_SIZES = (1, 32)
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 TFLITE_NAMES = {"none": "tflite_fp32", "float16": "tflite_float16", "dynamic": "tflite_dynamic",
                 "int8": "tflite_int8"}
 # The string -> string TFLite file (tokenizers inside), float32, batch 1 only.

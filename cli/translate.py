@@ -16,6 +16,15 @@ import click
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
+from keras_attention.constants import (
+    BEAM_STOPPINGS,
+    CONFIG_FILE,
+    MODEL_FILE,
+    SAVED_MODEL_FILE,
+    STRATEGIES,
+    TASKS,
+    TFLITE_MODEL_FILE,
+)
 from keras_attention.progress import ProgressLog
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
@@ -37,9 +46,6 @@ DECODING_DEFAULTS = {
     "repetition_penalty": 1.0,
     "seed": None,
 }
-STRATEGIES = ("greedy", "beam", "sample")
-# keras_attention.decoding.beam.STOPPINGS without TensorFlow (the test checks they agree).
-BEAM_STOPPINGS = ("early", "exact")
 _STRATEGY_OF_FLAG = {"beam_size": "beam", "length_penalty": "beam", "beam_stopping": "beam",
                      "temperature": "sample",
                      "top_k": "sample", "top_p": "sample", "seed": "sample"}
@@ -49,7 +55,6 @@ SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with 
 PROGRESS_INTERVAL = 10  # seconds between progress lines when stderr is not a terminal
 XLA_HELP = ("Compile decoding with XLA (trained model folders): a few seconds per "
             "input length bucket, then 1.3-5x faster on CPU, most at batch size 1.")
-TASKS = ("translation", "summarization")
 # Progress on stderr: what is being done, and what is counted.
 _PROGRESS = {"translation": ("translating", "sentences"),
              "summarization": ("summarizing", "texts")}
@@ -192,21 +197,21 @@ def _undecodable(path):
         if path.endswith(".tflite"):
             return ValueError(f"'{path}' is a TFLite model, which translate cannot run; "
                               + _TFLITE_FIX)
-        if os.path.basename(path) == "model.keras":
+        if os.path.basename(path) == MODEL_FILE:
             folder = os.path.dirname(path) or "."
             return ValueError(f"'{path}' is the Keras file of a trained model folder; pass "
                               f"the folder: --model {folder}")
         return ValueError(f"'{path}' is a file, not a model; pass a trained model folder "
                           "(with model.keras) or an exported SavedModel folder.")
-    if not os.path.isdir(path) or has("model.keras") or has("saved_model.pb"):
+    if not os.path.isdir(path) or has(MODEL_FILE) or has(SAVED_MODEL_FILE):
         return None
     versions = [name for name in os.listdir(path) if name.isdigit()]
-    if has("model.tflite") or any(has(v, "model.tflite") for v in versions):
+    if has(TFLITE_MODEL_FILE) or any(has(v, TFLITE_MODEL_FILE) for v in versions):
         return ValueError(f"'{path}' is a TFLite export folder, which translate cannot "
                           "decode; " + _TFLITE_FIX)
-    if has("config.yaml") or has("checkpoints"):
+    if has(CONFIG_FILE) or has("checkpoints"):
         model = os.path.join(path, "model")
-        if has("model", "model.keras"):
+        if has("model", MODEL_FILE):
             return ValueError(f"'{path}' is a training run folder; pass its model folder: "
                               f"--model {model}")
         return ValueError(f"'{path}' is a training run folder without a model yet (no "
