@@ -14,12 +14,8 @@ from keras_attention.training.callbacks import (
     RunBackup,
     ValidationScores,
 )
-from keras_attention.training.config import (
-    TrainConfig,
-    config_from_dict,
-    load_config,
-    save_config,
-)
+from keras_attention.training.config import TrainConfig
+from keras_attention.training.config_loader import config_from_dict, load_config, save_config
 from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
 from keras_attention.training.schedules import (

@@ -27,7 +27,7 @@ import os
 import shutil
 
 from keras_attention.constants import CONFIG_FILE, TRAINING_METADATA_FILE
-from keras_attention.training.config import first_difference, load_config, save_config
+from keras_attention.training.config_loader import first_difference, load_config, save_config
 from keras_attention.training.provenance import provenance_difference, read_provenance
 
 
