@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_attention.constants import START_ID
 from keras_attention.decoding import (
     DecodingConfig,
     cached_steps,
@@ -55,7 +56,6 @@ from keras_attention.models.presets import get_preset
 
 VOCABULARY = 8000
 SOURCE_LENGTH = 20
-START_ID = 1
 BEAMS = 4
 
 

@@ -5,8 +5,7 @@ import os
 import click
 
 from cli.errors import user_errors
-
-KINDS = ("cross", "self", "encoder")
+from keras_attention.constants import ATTENTION_KINDS, MODEL_FILE, SAVED_MODEL_FILE
 
 
 @click.command()
@@ -17,7 +16,7 @@ KINDS = ("cross", "self", "encoder")
               help="Target sentence to force (default: the model's greedy output).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Image to write (.png, .svg, .pdf ...).")
-@click.option("--kind", type=click.Choice(KINDS), default="cross", show_default=True,
+@click.option("--kind", type=click.Choice(ATTENTION_KINDS), default="cross", show_default=True,
               help="cross-attention, decoder self-attention or encoder self-attention.")
 @click.option("--layer", type=click.IntRange(min=0), default=None,
               help="Only this layer (0-based; default: all layers).")
@@ -33,8 +32,8 @@ def attention(model_path, text, target, out_path, kind, layer):
       keras-attention attention --model runs/dates/model \\
         --text "the twenty third of march nineteen ninety four" --out attention.png
     """
-    if not os.path.exists(os.path.join(model_path, "model.keras")) and os.path.exists(
-        os.path.join(model_path, "saved_model.pb")
+    if not os.path.exists(os.path.join(model_path, MODEL_FILE)) and os.path.exists(
+        os.path.join(model_path, SAVED_MODEL_FILE)
     ):
         raise ValueError(
             f"'{model_path}' is an exported SavedModel, which keeps no attention weights; "

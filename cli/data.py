@@ -7,10 +7,7 @@ import click
 
 from cli.corpus import corpus_options
 from cli.errors import user_errors
-
-TOKENIZER_TYPES = ("wordpiece", "sentencepiece", "word", "char")
-# The subword tokenizers' forms, without importing TensorFlow for --help.
-NORMALIZATION_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
+from keras_attention.constants import NORMALIZATION_FORMS, TOKENIZER_TYPES
 
 
 def _tokenizer_class(kind):

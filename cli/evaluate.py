@@ -11,19 +11,18 @@ from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
 from cli.translate import XLA_HELP, check_lengths, decoded_batches, decoding_options
 from keras_attention.app.decoder import Decoder
+from keras_attention.constants import BLEU_TOKENIZERS, METRICS
 
-METRIC_NAMES = ("bleu", "chrf", "rouge", "exact")
-BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
 DEFAULT_METRICS = {"translation": "bleu,chrf", "summarization": "rouge"}
 
 
 def _metric_list(text):
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in METRIC_NAMES]
+    unknown = [name for name in names if name not in METRICS]
     if unknown or not names:
         raise ValueError(
             f"unknown metric(s) {', '.join(unknown) or '(none given)'} in --metric; use a "
-            f"comma-separated list of {', '.join(METRIC_NAMES)}."
+            f"comma-separated list of {', '.join(METRICS)}."
         )
     return names
 

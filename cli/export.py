@@ -12,16 +12,17 @@ import sys
 import click
 
 from cli.errors import user_errors
-from cli.translate import BEAM_STOPPINGS, FiniteFloatRange, _with_strategy
+from cli.translate import FiniteFloatRange, _with_strategy
 from keras_attention.app.decoder import decoding_config
+from keras_attention.constants import (
+    BEAM_STOPPINGS,
+    CTRANSLATE2_QUANTIZATIONS,
+    EXPORT_FORMATS,
+    TFLITE_IO,
+    TFLITE_QUANTIZATIONS,
+)
 
-FORMATS = ("saved_model", "tflite", "ctranslate2")
-# keras_attention.export.tflite / .ctranslate2 QUANTIZATIONS, here without
-# importing TensorFlow (tests/cli/test_export.py checks they agree).
-TFLITE_QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-CTRANSLATE2_QUANTIZATIONS = ("none", "int8", "int8_float32", "int16", "float16", "bfloat16")
 QUANTIZATIONS = {"tflite": TFLITE_QUANTIZATIONS, "ctranslate2": CTRANSLATE2_QUANTIZATIONS}
-TFLITE_IO = ("text", "ids")
 
 
 def _check_in_fresh_process(export_path, probes, expected):
@@ -62,7 +63,7 @@ def _check_in_fresh_process(export_path, probes, expected):
 @click.option("--overwrite", is_flag=True,
               help="Replace OUTPUT/VERSION if it exists (atomically); without it an "
                    "existing version is an error.")
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default="saved_model",
+@click.option("--format", "export_format", type=click.Choice(EXPORT_FORMATS), default="saved_model",
               show_default=True, help="Export format.")
 @click.option("--strategy", type=click.Choice(("greedy", "beam", "sample")), default=None,
               help="Decoding built into the graph (sample is refused: exports are "

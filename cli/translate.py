@@ -15,6 +15,7 @@ from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
 from keras_attention.app.decoder import Decoder, with_implied_strategy
+from keras_attention.constants import BEAM_STOPPINGS, STRATEGIES
 from keras_attention.progress import ProgressLog
 
 # Shown in --help without importing TensorFlow; tests/cli/test_translate.py
@@ -36,9 +37,6 @@ DECODING_DEFAULTS = {
     "repetition_penalty": 1.0,
     "seed": None,
 }
-STRATEGIES = ("greedy", "beam", "sample")
-# keras_attention.decoding.beam.STOPPINGS without TensorFlow (the test checks they agree).
-BEAM_STOPPINGS = ("early", "exact")
 SAVED_DECODING_HELP = ("Decoding options left unset take the values stored with a trained "
                        "model folder or CTranslate2 export (its recipe's evaluation.decoding, "
                        "listed in its keras_attention.json), else the defaults shown.")

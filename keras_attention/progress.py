@@ -10,6 +10,8 @@ done. TensorFlow-free (the command line and a training callback can share it).
 import sys
 import time
 
+from keras_attention import validation
+
 
 def format_duration(seconds):
     """``14s``, ``2m14s``, ``1h02m``."""
@@ -37,8 +39,7 @@ class ProgressLog:
 
     def __init__(self, total, label, unit="sentences", interval=10.0, write=None,
                  clock=time.monotonic):
-        if interval <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval!r}.")
+        validation.check_positive_number("interval", interval, what="> 0 seconds")
         self.total = total
         self.label = label
         self.unit = unit

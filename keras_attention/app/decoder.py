@@ -15,6 +15,14 @@ import dataclasses
 import math
 import os
 
+from keras_attention.constants import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    SAVED_MODEL_FILE,
+    TASKS,
+    TFLITE_MODEL_FILE,
+)
+
 # Options that belong to one strategy: set alone, they imply it.
 STRATEGY_OF_OPTION = {"beam_size": "beam", "length_penalty": "beam", "beam_stopping": "beam",
                       "temperature": "sample", "top_k": "sample", "top_p": "sample",
@@ -94,21 +102,21 @@ def _undecodable(path):
         if path.endswith(".tflite"):
             return ValueError(f"'{path}' is a TFLite model, which translate cannot run; "
                               + _TFLITE_FIX)
-        if os.path.basename(path) == "model.keras":
+        if os.path.basename(path) == MODEL_FILE:
             folder = os.path.dirname(path) or "."
             return ValueError(f"'{path}' is the Keras file of a trained model folder; pass "
                               f"the folder: --model {folder}")
         return ValueError(f"'{path}' is a file, not a model; pass a trained model folder "
                           "(with model.keras) or an exported SavedModel folder.")
-    if not os.path.isdir(path) or has("model.keras") or has("saved_model.pb"):
+    if not os.path.isdir(path) or has(MODEL_FILE) or has(SAVED_MODEL_FILE):
         return None
     versions = [name for name in os.listdir(path) if name.isdigit()]
-    if has("model.tflite") or any(has(v, "model.tflite") for v in versions):
+    if has(TFLITE_MODEL_FILE) or any(has(v, TFLITE_MODEL_FILE) for v in versions):
         return ValueError(f"'{path}' is a TFLite export folder, which translate cannot "
                           "decode; " + _TFLITE_FIX)
-    if has("config.yaml") or has("checkpoints"):
+    if has(CONFIG_FILE) or has("checkpoints"):
         model = os.path.join(path, "model")
-        if has("model", "model.keras"):
+        if has("model", MODEL_FILE):
             return ValueError(f"'{path}' is a training run folder; pass its model folder: "
                               f"--model {model}")
         return ValueError(f"'{path}' is a training run folder without a model yet (no "
@@ -146,7 +154,6 @@ class Decoder:
         self.truncate = truncate
         self._generator = self._translator = None
         from keras_attention.export.ctranslate2 import ctranslate2_folder
-        from keras_attention.models.saving import TASKS
 
         folder = ctranslate2_folder(model_path)
         if folder is not None:
@@ -160,7 +167,7 @@ class Decoder:
             self.task = self._generator.task if self._generator.task in TASKS else None
             self.max_source_length = self._generator.max_source_length
             return
-        if os.path.exists(os.path.join(model_path, "model.keras")):
+        if os.path.exists(os.path.join(model_path, MODEL_FILE)):
             from keras_attention.decoding.text import TextGenerator
             from keras_attention.models import load_trained_model
 

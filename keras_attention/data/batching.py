@@ -9,8 +9,9 @@ import zlib
 
 import tensorflow as tf
 
+from keras_attention import validation
+from keras_attention.constants import END_ID, PAD_ID, START_ID, TOO_LONG_POLICIES
 from keras_attention.data.buckets import batch_count, bucket_lengths, rows_per_batch
-from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
 
 
 def teacher_forcing():
@@ -64,7 +65,6 @@ def teacher_forcing():
 # ---------------------------------------------------------------------------
 
 TOKENIZE_BATCH_SIZE = 1024
-TOO_LONG_POLICIES = ("drop", "truncate")
 
 _logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def tokenize_batches(source_tokenizer, target_tokenizer, batch_size=TOKENIZE_BAT
     ``RaggedTensor`` of integer ids works (``VocabularyTokenizer``, keras-hub
     tokenizers without a ``sequence_length``); ids become int32.
     """
-    _check_positive("batch_size", batch_size)
+    validation.check_positive_int("batch_size", batch_size)
 
     def tokenize(source, target):
         return (
@@ -100,8 +100,8 @@ def filter_by_length(max_source_tokens, max_target_tokens):
     The step itself does not count: ``count_filtered`` on the same id batches
     says how many pairs it drops (``make_training_dataset`` logs that number).
     """
-    _check_positive("max_source_tokens", max_source_tokens)
-    _check_positive("max_target_tokens", max_target_tokens)
+    validation.check_positive_int("max_source_tokens", max_source_tokens)
+    validation.check_positive_int("max_target_tokens", max_target_tokens)
 
     def keep(source, target):
         within = (source.row_lengths() <= max_source_tokens) & (
@@ -121,8 +121,8 @@ def truncate(max_source_tokens, max_target_tokens):
     ``max_target_tokens`` target ids; no pair is dropped. ``teacher_forcing``
     still ends every label row with [END], also where the target was cut.
     ``count_filtered`` counts the pairs this step shortens."""
-    _check_positive("max_source_tokens", max_source_tokens)
-    _check_positive("max_target_tokens", max_target_tokens)
+    validation.check_positive_int("max_source_tokens", max_source_tokens)
+    validation.check_positive_int("max_target_tokens", max_target_tokens)
 
     def cut(source, target):
         return source[:, :max_source_tokens], target[:, :max_target_tokens]
@@ -157,8 +157,8 @@ def count_filtered(dataset, max_source_tokens, max_target_tokens):
 
     One vectorized pass; on a cached dataset it also fills the cache.
     """
-    _check_positive("max_source_tokens", max_source_tokens)
-    _check_positive("max_target_tokens", max_target_tokens)
+    validation.check_positive_int("max_source_tokens", max_source_tokens)
+    validation.check_positive_int("max_target_tokens", max_target_tokens)
     _check_finite(dataset)
 
     def count(source, target):
@@ -191,7 +191,7 @@ def automatic_bucket_boundaries(max_length, growth=1.1):
     ``max_length``: each bucket is about ``growth`` times as long as the one
     before and at least one token wider, so a row is padded by at most about
     ``1 - 1/growth`` of the longest padded length of its bucket."""
-    _check_positive("max_length", max_length)
+    validation.check_positive_int("max_length", max_length)
     if not growth > 1:
         raise ValueError(f"growth must be > 1, got {growth!r}.")
     boundaries = []
@@ -213,7 +213,7 @@ def bucket_rows(bucket_boundaries, max_length):
     ``max_length`` stops iteration with an error: filter or truncate first.
     Cache after this step (dense rows read back far faster than ragged ones).
     """
-    _check_positive("max_length", max_length)
+    validation.check_positive_int("max_length", max_length)
     boundaries = _check_boundaries(bucket_boundaries)
     limits = tf.constant(boundaries, tf.int64, shape=[len(boundaries)])
     longest = tf.constant(bucket_lengths(boundaries, max_length), tf.int64)
@@ -252,7 +252,7 @@ def batch_by_tokens(batch_tokens):
     the budget (``bucket_rows`` with a ``max_length`` over ``batch_tokens``)
     stops iteration with an error. PAD (0) must never be a real id: trailing
     PAD ids are taken for padding."""
-    _check_positive("batch_tokens", batch_tokens)
+    validation.check_positive_int("batch_tokens", batch_tokens)
     return _group_buckets(lambda bucket_length: batch_tokens // bucket_length, batch_tokens)
 
 
@@ -263,7 +263,7 @@ def batch_by_size(batch_size):
     Like ``batch_by_tokens``, it pads the rows of a batch with PAD and turns
     them back into ragged id batches, so PAD (0) must never be a real id.
     """
-    _check_positive("batch_size", batch_size)
+    validation.check_positive_int("batch_size", batch_size)
     return _group_buckets(lambda bucket_length: tf.constant(batch_size, tf.int64), None)
 
 
@@ -361,11 +361,10 @@ class BatchingConfig:
             )
         for name in ("batch_tokens", "batch_size"):
             if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name))
-        _check_positive("max_source_tokens", self.max_source_tokens)
-        _check_positive("max_target_tokens", self.max_target_tokens)
-        if self.too_long not in TOO_LONG_POLICIES:
-            raise ValueError(f"too_long must be one of {TOO_LONG_POLICIES}, got {self.too_long!r}.")
+                validation.check_positive_int(name, getattr(self, name))
+        validation.check_positive_int("max_source_tokens", self.max_source_tokens)
+        validation.check_positive_int("max_target_tokens", self.max_target_tokens)
+        validation.check_choice("too_long", self.too_long, TOO_LONG_POLICIES)
         if self.bucket_boundaries is not None:
             object.__setattr__(self, "bucket_boundaries", _check_boundaries(self.bucket_boundaries))
         if self.batch_tokens is not None and self.batch_tokens < self.max_length:
@@ -374,19 +373,9 @@ class BatchingConfig:
                 f"allowed length {self.max_length} (max(max_source_tokens, "
                 "max_target_tokens + 1)); raise batch_tokens or lower the limits."
             )
-        if (
-            isinstance(self.shuffle_buffer, bool)
-            or not isinstance(self.shuffle_buffer, int)
-            or self.shuffle_buffer < 0
-        ):
-            raise ValueError(
-                f"shuffle_buffer must be an integer >= 0 (0: no shuffling), "
-                f"got {self.shuffle_buffer!r}."
-            )
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise ValueError(f"seed must be an integer or None, got {self.seed!r}.")
+        validation.check_non_negative_int("shuffle_buffer", self.shuffle_buffer,
+                                          what="an integer >= 0 (0: no shuffling)")
+        validation.check_int("seed", self.seed, optional=True, what="an integer or None")
         if not isinstance(self.cache_file, str):
             raise ValueError(
                 f"cache_file must be a string ('' caches in memory), got {self.cache_file!r}."
@@ -445,13 +434,9 @@ def make_training_dataset(pairs_dataset, source_tokenizer, target_tokenizer, con
             "build one with BatchingConfig(batch_tokens=...) or BatchingConfig(batch_size=...)."
         )
     if epochs is not None:
-        _check_positive("epochs", epochs)
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not (
-            0 <= initial_epoch < epochs
-        ):
-            raise ValueError(
-                f"initial_epoch must be an integer in [0, epochs={epochs}), got {initial_epoch!r}."
-            )
+        validation.check_positive_int("epochs", epochs)
+        validation.check_int("initial_epoch", initial_epoch, 0, epochs,
+                             what=f"an integer in [0, epochs={epochs})")
     _check_finite(pairs_dataset)
     id_batches = pairs_dataset.apply(tokenize_batches(source_tokenizer, target_tokenizer))
     counts, bucket_counts = _statistics(id_batches, config)
@@ -639,11 +624,6 @@ def _check_finite(dataset):
         )
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
 def _check_boundaries(boundaries):
     given = boundaries
     try:
@@ -655,7 +635,7 @@ def _check_boundaries(boundaries):
         boundaries = None
     if (
         boundaries is None
-        or not all(isinstance(b, int) and not isinstance(b, bool) and b > 1 for b in boundaries)
+        or not all(validation.is_int(b) and b > 1 for b in boundaries)
         or any(a >= b for a, b in zip(boundaries, boundaries[1:]))
     ):
         raise ValueError(

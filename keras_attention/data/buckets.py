@@ -17,7 +17,7 @@ training step (XLA) compiles once per shape.
 
 import numpy as np
 
-from keras_attention.data.reserved import END_ID, PAD_ID, START_ID
+from keras_attention.constants import END_ID, PAD_ID, START_ID
 
 
 def round_up(value, multiple):

@@ -37,6 +37,8 @@ import zlib
 
 import tensorflow as tf
 
+from keras_attention import validation
+from keras_attention.constants import HOLDOUT_SPLITS
 from keras_attention.lines import read_lines
 
 logger = logging.getLogger("keras_attention.data")
@@ -115,8 +117,8 @@ class PairSource:
     """
 
     def __init__(self, name, records, limit=None):
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit must be a positive integer or None, got {limit!r}.")
+        validation.check_positive_int("limit", limit, optional=True,
+                                      what="a positive integer or None")
         self.name = name
         self.limit = limit
         self._records = records
@@ -263,8 +265,7 @@ def tsv_pairs(path, source_column=0, target_column=1, skip_header=False, limit=N
         limit: read at most this many lines after the header.
     """
     for argument, value in (("source_column", source_column), ("target_column", target_column)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{argument} must be a non-negative integer, got {value!r}.")
+        validation.check_non_negative_int(argument, value, what="a non-negative integer")
     path = _check_file(path)
     needed = max(source_column, target_column) + 1
 
@@ -355,7 +356,6 @@ def jsonl_pairs(path, source_field, target_field, limit=None):
 # Hash holdout: train / validation / test splits of a single-file corpus.
 # ---------------------------------------------------------------------------
 
-HOLDOUT_SPLITS = ("train", "validation", "test")
 
 
 def holdout_key(source):
@@ -382,12 +382,10 @@ def holdout_split(source, test_percent=2, validation_percent=2):
 
 def check_holdout(split, test_percent, validation_percent):
     """Raise a one-line ``ValueError`` unless ``split_pairs`` can take these."""
-    if split not in HOLDOUT_SPLITS:
-        raise ValueError(f"split must be one of {', '.join(HOLDOUT_SPLITS)}; got {split!r}.")
+    validation.check_choice("split", split, HOLDOUT_SPLITS)
     for argument, value in (("test_percent", test_percent),
                             ("validation_percent", validation_percent)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 100:
-            raise ValueError(f"{argument} must be an integer in [0, 100), got {value!r}.")
+        validation.check_int(argument, value, 0, 100)
     if test_percent + validation_percent >= 100:
         raise ValueError(
             f"test_percent + validation_percent must be below 100 to leave training pairs, "

@@ -4,7 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_attention.data.tokenizers import UNK_ID, text_batches
+from keras_attention.constants import UNK_ID
+from keras_attention.data.tokenizers import text_batches
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,13 +42,18 @@ import tensorflow_text as tf_text
 from tensorflow_text.python.ops import sentencepiece_tokenizer as _tf_text_sentencepiece
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib
 
+from keras_attention import validation
 from keras_attention.atomic import write_atomically
-from keras_attention.data.tokenizers import (
+from keras_attention.constants import (
     END,
+    NORMALIZATION_FORMS,
     PAD,
     RESERVED_TOKENS,
     START,
+    SUBWORD_MODEL_TYPES as MODEL_TYPES,
     UNK,
+)
+from keras_attention.data.tokenizers import (
     Tokenizer,
     check_vocabulary,
     empty_corpus_error,
@@ -64,8 +69,6 @@ logger = logging.getLogger(__name__)
 # SentencePieceTokenizer._model for why they are called directly).
 _SENTENCEPIECE_OPS = _tf_text_sentencepiece.gen_sentencepiece_tokenizer
 
-NORMALIZATION_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
-MODEL_TYPES = ("unigram", "bpe")
 SUFFIX_INDICATOR = "##"
 MAX_BYTES_PER_WORD = 100
 # The fewest learned ids a vocabulary may have beyond the reserved ones.
@@ -95,7 +98,7 @@ _SLACK = 0.05  # a vocabulary this much under vocabulary_size is close enough
 
 
 def _check_vocabulary_size(vocabulary_size):
-    if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int):
+    if not validation.is_int(vocabulary_size):
         raise TypeError(f"vocabulary_size must be an integer, got {vocabulary_size!r}.")
     if vocabulary_size < MIN_VOCABULARY_SIZE:
         raise ValueError(
@@ -437,8 +440,7 @@ class SentencePieceTokenizer(_SubwordTokenizer):
         ``ValueError``.
         """
         _check_vocabulary_size(vocabulary_size)
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {list(MODEL_TYPES)}, got {model_type!r}.")
+        validation.check_choice("model_type", model_type, MODEL_TYPES)
         if not 0 < character_coverage <= 1:
             raise ValueError(
                 f"character_coverage must be in (0, 1], got {character_coverage!r}.")

@@ -9,6 +9,8 @@ the ISO form ("1994-03-23").
 import calendar
 import random
 
+from keras_attention import validation
+
 _ONES = "zero one two three four five six seven eight nine".split()
 _TEENS = (
     "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -76,8 +78,7 @@ def _surface_form(year, month, day, rng):
 
 def date_pairs(count, seed=0):
     """``count`` (spelled-out date, ISO date) pairs, reproducible from ``seed``."""
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}.")
+    validation.check_non_negative_int("count", count, what=">= 0")
     rng = random.Random(seed)
     pairs = []
     for _ in range(count):

@@ -9,16 +9,17 @@ SentencePiece model) as ``<name>.vocab`` / ``<name>.model`` and
 import json
 import os
 
+from keras_attention import constants
 from keras_attention.atomic import write_atomically
 from keras_attention.data.subword import SentencePieceTokenizer, WordPieceTokenizer
 from keras_attention.data.tokenizers import CharacterTokenizer, WordTokenizer
 
-TOKENIZER_TYPES = {
-    "sentencepiece": SentencePieceTokenizer,
-    "wordpiece": WordPieceTokenizer,
-    "word": WordTokenizer,
-    "char": CharacterTokenizer,
-}
+# Type name -> class, the names in the order of constants.TOKENIZER_TYPES.
+TOKENIZER_TYPES = dict(zip(
+    constants.TOKENIZER_TYPES,
+    (SentencePieceTokenizer, WordPieceTokenizer, WordTokenizer, CharacterTokenizer),
+    strict=True,
+))
 
 
 def tokenizer_type(tokenizer):

@@ -17,7 +17,7 @@ import re
 import tensorflow as tf
 
 from keras_attention.atomic import write_atomically
-from keras_attention.data.reserved import (  # noqa: F401  (importable from here too)
+from keras_attention.constants import (  # noqa: F401  (the reserved ids, also read from here)
     END,
     END_ID,
     PAD,

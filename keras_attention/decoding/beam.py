@@ -30,10 +30,10 @@ what the sentence would give alone.
 
 from keras import ops
 
+from keras_attention import validation
+from keras_attention.constants import BEAM_STOPPINGS as STOPPINGS
 from keras_attention.decoding.cache import gather_rows, tile_rows, while_loop_in_windows
 from keras_attention.decoding.processors import NEG_INF, LogSoftmax, apply_processors
-
-STOPPINGS = ("early", "exact")
 
 
 def gnmt_length_penalty(length, alpha):
@@ -83,8 +83,7 @@ def beam_search(
         then ``pad_id``; ``scores``: ``(batch, n_best)`` float32 length-penalized
         log-probabilities, best first.
     """
-    if stopping not in STOPPINGS:
-        raise ValueError(f"stopping must be one of {STOPPINGS}, got {stopping!r}.")
+    validation.check_choice("stopping", stopping, STOPPINGS)
     start_tokens = ops.cast(start_tokens, "int32")
     batch = ops.shape(start_tokens)[0]
     k = beam_size

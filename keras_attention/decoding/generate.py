@@ -15,18 +15,13 @@ import random
 
 from keras import ops
 
-from keras_attention.data.tokenizers import END_ID, PAD_ID, START_ID
+from keras_attention import validation
+from keras_attention.constants import END_ID, PAD_ID, START_ID, STRATEGIES
 from keras_attention.decoding.beam import STOPPINGS, beam_search
 from keras_attention.decoding.cache import cached_steps, tile_rows, window_lengths
 from keras_attention.decoding.greedy import argmax_pick, token_search
 from keras_attention.decoding.processors import decoding_processors, sampling_warpers
 from keras_attention.decoding.sampling import sample_search
-
-STRATEGIES = ("greedy", "beam", "sample")
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(condition, message):
@@ -83,48 +78,39 @@ class DecodingConfig:
     seed: int | None = None
 
     def __post_init__(self):
-        _check(self.strategy in STRATEGIES,
-               f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
-        _check(_is_int(self.beam_size) and self.beam_size >= 1,
-               f"beam_size must be an integer >= 1, got {self.beam_size!r}; "
-               "use beam_size=1 for a single beam.")
-        _check(self.length_penalty >= 0,
-               f"length_penalty must be >= 0 (GNMT alpha, 0 = off), got {self.length_penalty!r}.")
+        validation.check_choice("strategy", self.strategy, STRATEGIES)
+        validation.check_positive_int("beam_size", self.beam_size, what="an integer >= 1",
+                                      fix="use beam_size=1 for a single beam")
+        validation.check_non_negative_number("length_penalty", self.length_penalty,
+                                             what=">= 0 (GNMT alpha, 0 = off)")
         _check(self.beam_stopping in STOPPINGS,
                f"beam_stopping must be one of {STOPPINGS}, got {self.beam_stopping!r}.")
-        _check(_is_int(self.n_best) and self.n_best >= 1,
-               f"n_best must be an integer >= 1, got {self.n_best!r}.")
+        validation.check_positive_int("n_best", self.n_best, what="an integer >= 1")
         _check(self.strategy != "beam" or self.n_best <= self.beam_size,
                f"n_best={self.n_best} exceeds beam_size={self.beam_size}; "
                "raise beam_size or lower n_best.")
         _check(self.strategy != "greedy" or self.n_best == 1,
                f"greedy search returns one hypothesis, got n_best={self.n_best}; "
                "use strategy 'beam' or 'sample' for n-best lists.")
-        _check(self.temperature > 0,
-               f"temperature must be > 0, got {self.temperature!r}; "
-               "use strategy 'greedy' for the most likely token.")
-        _check(_is_int(self.top_k) and self.top_k >= 0,
-               f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}.")
-        _check(0 < self.top_p <= 1,
+        validation.check_positive_number("temperature", self.temperature, what="> 0",
+                                         fix="use strategy 'greedy' for the most likely token")
+        validation.check_non_negative_int("top_k", self.top_k, what="an integer >= 0 (0 = off)")
+        _check(validation.is_number(self.top_p) and 0 < self.top_p <= 1,
                f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}.")
-        _check(self.max_length is None or (_is_int(self.max_length) and self.max_length >= 1),
-               f"max_length must be an integer >= 1 or None, got {self.max_length!r}.")
-        _check(self.max_length_ratio is None or self.max_length_ratio > 0,
-               f"max_length_ratio must be > 0 or None, got {self.max_length_ratio!r}.")
-        _check(_is_int(self.max_length_offset) and self.max_length_offset >= 0,
-               f"max_length_offset must be an integer >= 0, got {self.max_length_offset!r}.")
-        _check(_is_int(self.min_length) and self.min_length >= 0,
-               f"min_length must be an integer >= 0, got {self.min_length!r}.")
+        validation.check_positive_int("max_length", self.max_length, optional=True,
+                                      what="an integer >= 1 or None")
+        validation.check_positive_number("max_length_ratio", self.max_length_ratio,
+                                         optional=True, what="> 0 or None")
+        validation.check_non_negative_int("max_length_offset", self.max_length_offset)
+        validation.check_non_negative_int("min_length", self.min_length)
         _check(self.max_length is None or self.min_length < self.max_length,
                f"min_length={self.min_length} leaves no room for END within "
                f"max_length={self.max_length}; make min_length < max_length.")
-        _check(_is_int(self.no_repeat_ngram_size) and self.no_repeat_ngram_size >= 0,
-               f"no_repeat_ngram_size must be an integer >= 0 (0 = off), "
-               f"got {self.no_repeat_ngram_size!r}.")
-        _check(self.repetition_penalty > 0,
-               f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}.")
-        _check(self.seed is None or _is_int(self.seed),
-               f"seed must be an integer or None, got {self.seed!r}.")
+        validation.check_non_negative_int("no_repeat_ngram_size", self.no_repeat_ngram_size,
+                                          what="an integer >= 0 (0 = off)")
+        validation.check_positive_number("repetition_penalty", self.repetition_penalty,
+                                         what="> 0 (1 = off)")
+        validation.check_int("seed", self.seed, optional=True, what="an integer or None")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

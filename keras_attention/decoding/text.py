@@ -20,6 +20,8 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from keras_attention import validation
+from keras_attention.constants import PAD_ID
 from keras_attention.data.buckets import padded_ids, round_up
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 from keras_attention.models.saving import TrainedModel, check_vocabularies
@@ -129,8 +131,7 @@ class TextGenerator:
                 )
         if not isinstance(config, DecodingConfig):
             raise TypeError(f"config must be a DecodingConfig, got {type(config).__name__}.")
-        if not isinstance(length_bucket, int) or length_bucket < 1:
-            raise ValueError(f"length_bucket must be a positive integer, got {length_bucket!r}.")
+        validation.check_positive_int("length_bucket", length_bucket)
         check_vocabularies(model, source_tokenizer, target_tokenizer)
         output_length(model, config)  # a max_length above the model's limit fails here
         if config.strategy == "sample" and config.seed is None:
@@ -192,8 +193,7 @@ class TextGenerator:
         Yields:
             non-empty lists (of one list of ``Hypothesis`` per text).
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        validation.check_positive_int("batch_size", batch_size)
         ids = self.tokenize(texts)
         # Fewer inputs than batch_size: pad to a power of two, not to a full batch.
         rows = min(batch_size, 1 << max(0, len(ids) - 1).bit_length())

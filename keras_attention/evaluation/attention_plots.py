@@ -22,10 +22,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from keras_attention.data.tokenizers import END_ID, RESERVED_TOKENS, START_ID
+from keras_attention import validation
+from keras_attention.constants import ATTENTION_KINDS, END_ID, RESERVED_TOKENS, START_ID
 from keras_attention.decoding.generate import DecodingConfig, generate
 
-KINDS = ("cross", "self", "encoder")
 _TITLES = {"cross": "cross-attention", "self": "decoder self-attention",
            "encoder": "encoder self-attention"}
 
@@ -57,8 +57,10 @@ class AttentionWeights:
 
 
 def _check_kind(kind):
-    if kind not in KINDS:
-        raise ValueError(f"unknown attention kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(
+            f"unknown attention kind {kind!r}; use one of {', '.join(ATTENTION_KINDS)}."
+        )
 
 
 def _pieces(tokenizer, ids):
@@ -131,7 +133,7 @@ def attention_figure(trained, source_text, target_text=None, kind="cross", layer
     matrices, rows, columns = weights.axes(kind)
     layers = matrices.shape[0]
     if layer is not None:
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < layers:
+        if not validation.is_int(layer) or not 0 <= layer < layers:
             raise ValueError(
                 f"layer {layer!r} is out of range: the model has {layers} layers for "
                 f"{_TITLES[kind]}; use 0 to {layers - 1}."

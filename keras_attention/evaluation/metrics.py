@@ -10,13 +10,12 @@ import dataclasses
 import importlib.metadata
 import re
 
-# sacreBLEU tokenizers that need no extra package or download.
-BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
+from keras_attention.constants import BLEU_TOKENIZERS, METRICS
+
 # rougeL: the LCS of the whole texts; rougeLsum: summary-level LCS over
 # sentences (``split_sentences``), the ROUGE-L of most summarization papers.
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-METRICS = ("bleu", "chrf", "rouge", "exact")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,18 +32,22 @@ import os
 import keras
 import numpy as np
 
+from keras_attention import validation
 from keras_attention.atomic import atomic_directory
+from keras_attention.constants import (
+    CTRANSLATE2_MODEL_FILE as MODEL_FILE,
+    CTRANSLATE2_QUANTIZATIONS as QUANTIZATIONS,
+    END_ID,
+    METADATA_FILE,
+    START_ID,
+    UNK_ID,
+)
 from keras_attention.data.tokenizer_files import load_tokenizer, save_tokenizer
-from keras_attention.data.tokenizers import END_ID, START_ID, UNK_ID
 from keras_attention.decoding.generate import DecodingConfig, max_output_length
 from keras_attention.decoding.text import Hypothesis, check_source_lengths, detokenize, source_ids
-from keras_attention.export.saved_model import METADATA_FILE
 from keras_attention.layers.positional import SinusoidalPositionEncoding
 
 FORMAT = "ctranslate2"
-MODEL_FILE = "model.bin"
-# CTranslate2's --quantization values ("none": the float32 weights).
-QUANTIZATIONS = ("none", "int8", "int8_float32", "int16", "float16", "bfloat16")
 # Our reserved ids 0-3 (PAD, START, END, UNK) under the names CTranslate2 knows.
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>", "<unk>")
 INSTALL_HINT = "pip install 'keras-attention[ctranslate2]'"
@@ -219,8 +223,7 @@ def export_ctranslate2(trained, directory, quantization="none", metadata=None,
     ``keras_attention.json`` with the format, task, length limit and the
     folder's stored decoding. Returns ``directory``.
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}.")
+    validation.check_choice("quantization", quantization, QUANTIZATIONS)
     converter = _converter_class()(trained.model)
     ctranslate2 = _ctranslate2()
     with atomic_directory(directory, overwrite=overwrite) as tmp:
@@ -392,8 +395,7 @@ class CTranslate2Translator:
     def stream(self, texts, batch_size=32, on_batch=None):
         """As ``TextGenerator.stream``: lists of n-best lists in input order,
         batch by batch (CTranslate2 sorts within a batch itself)."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        validation.check_positive_int("batch_size", batch_size)
         ids = source_ids(self.source_tokenizer, texts)
         limit = self.max_source_length
         check_source_lengths([len(row) for row in ids], limit, self.truncate,

@@ -6,15 +6,15 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_attention import validation
 from keras_attention.atomic import atomic_directory, refuse_existing
+from keras_attention.constants import METADATA_FILE, SAVED_MODEL_FILE
 from keras_attention.export.signatures import (
     INPUT_NAME,
     LENGTHS_NAME,
     OUTPUT_NAME,
     SCORES_NAME,
 )
-
-METADATA_FILE = "keras_attention.json"
 
 
 def _versions():
@@ -39,10 +39,8 @@ def version_directory(directory, version, overwrite=False):
     """``directory/<version>``, the TF Serving version folder an export
     writes: a ``ValueError`` unless ``version`` is a positive integer, and,
     unless ``overwrite``, a ``FileExistsError`` when that version exists."""
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
-            f"version must be a positive integer (TF Serving's version folder), got {version!r}."
-        )
+    validation.check_positive_int("version", version,
+                                  what="a positive integer (TF Serving's version folder)")
     path = os.path.join(directory, str(version))
     if not overwrite:
         refuse_existing(path, "export version", "--version")
@@ -85,10 +83,10 @@ def resolve_version(path):
             f"model '{path}' not found; export one with 'keras-attention demo' "
             "or keras_attention.export.export_saved_model."
         )
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    if os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
         return path
     versions = [d for d in os.listdir(path) if d.isdigit()]
-    versions = [d for d in versions if os.path.exists(os.path.join(path, d, "saved_model.pb"))]
+    versions = [d for d in versions if os.path.exists(os.path.join(path, d, SAVED_MODEL_FILE))]
     if not versions:
         raise FileNotFoundError(
             f"'{path}' holds no SavedModel (no saved_model.pb, no numbered version folder)."

@@ -36,6 +36,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_attention import validation
 from keras_attention.export.saved_model import resolve_version
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
 
@@ -70,15 +71,10 @@ class ServerConfig:
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"host must be a non-empty string, got {self.host!r}.")
-        port = self.port
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(
-                f"port must be an integer in [0, 65535] (0 picks a free one), got {port!r}."
-            )
+        validation.check_int("port", self.port, 0, 65536,
+                             what="an integer in [0, 65535] (0 picks a free one)")
         for field in ("max_body_bytes", "max_batch", "max_string_length"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be a positive integer, got {value!r}.")
+            validation.check_positive_int(field, getattr(self, field))
 
 
 class RequestError(Exception):

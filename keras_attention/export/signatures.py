@@ -21,7 +21,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_attention.data.tokenizers import PAD_ID
+from keras_attention import validation
+from keras_attention.constants import PAD_ID
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -125,12 +126,8 @@ class TextToTextModule(tf.Module):
                     "config.max_length counts generated tokens (START excluded)."
                 )
             config = config.replace(max_length=max_output_length - 1)
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) \
-                or max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be a positive integer, got {max_batch_size!r}.")
-        if isinstance(length_bucket, bool) or not isinstance(length_bucket, int) \
-                or length_bucket < 1:
-            raise ValueError(f"length_bucket must be a positive integer, got {length_bucket!r}.")
+        validation.check_positive_int("max_batch_size", max_batch_size)
+        validation.check_positive_int("length_bucket", length_bucket)
         self.model = model
         # The TF1 loader (saved_model_cli, TF Serving) finds variables only
         # when the module tracks them itself.

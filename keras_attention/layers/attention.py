@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_attention.layers import validation
+from keras_attention import validation
 from keras_attention.layers.masking import merge_padding_and_attention_mask
 
 # Added to masked logits. Softmax runs in float32, so this is safe under
@@ -67,12 +67,12 @@ class MultiHeadAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_heads = validation.positive_int("num_heads", num_heads)
-        self.key_dim = validation.positive_int("key_dim", key_dim)
-        self.value_dim = validation.optional_positive_int("value_dim", value_dim)
-        self.dropout = validation.rate("dropout", dropout)
+        self.num_heads = validation.check_positive_int("num_heads", num_heads)
+        self.key_dim = validation.check_positive_int("key_dim", key_dim)
+        self.value_dim = validation.check_positive_int("value_dim", value_dim, optional=True)
+        self.dropout = validation.check_rate("dropout", dropout)
         self.use_bias = bool(use_bias)
-        self.output_dim = validation.optional_positive_int("output_dim", output_dim)
+        self.output_dim = validation.check_positive_int("output_dim", output_dim, optional=True)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self._value_dim = value_dim or key_dim

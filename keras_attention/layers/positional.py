@@ -5,9 +5,8 @@ import math
 import keras
 from keras import ops
 
-from keras_attention.layers import validation
-
-POSITION_ENCODINGS = ("sinusoidal", "learned")
+from keras_attention import validation
+from keras_attention.constants import POSITION_ENCODINGS
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -27,7 +26,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
-        self.max_wavelength = validation.positive_float("max_wavelength", max_wavelength)
+        self.max_wavelength = validation.check_positive_number("max_wavelength", max_wavelength)
 
     def call(self, inputs, start_index=0):
         shape = ops.shape(inputs)
@@ -61,7 +60,7 @@ class LearnedPositionEmbedding(keras.layers.Layer):
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        self.sequence_length = validation.positive_int("sequence_length", sequence_length)
+        self.sequence_length = validation.check_positive_int("sequence_length", sequence_length)
         self.initializer = keras.initializers.get(initializer)
 
     def build(self, inputs_shape):
@@ -130,9 +129,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocabulary_size = validation.positive_int("vocabulary_size", vocabulary_size)
-        self.sequence_length = validation.positive_int("sequence_length", sequence_length)
-        self.embedding_dim = validation.positive_int("embedding_dim", embedding_dim)
+        self.vocabulary_size = validation.check_positive_int("vocabulary_size", vocabulary_size)
+        self.sequence_length = validation.check_positive_int("sequence_length", sequence_length)
+        self.embedding_dim = validation.check_positive_int("embedding_dim", embedding_dim)
         if position_encoding not in POSITION_ENCODINGS:
             raise ValueError(
                 f"position_encoding must be one of {POSITION_ENCODINGS}, "

@@ -3,7 +3,7 @@ norm wrapper, and the base class holding the blocks' common arguments."""
 
 import keras
 
-from keras_attention.layers import validation
+from keras_attention import validation
 from keras_attention.layers.attention import MultiHeadAttention
 
 
@@ -27,9 +27,9 @@ class FeedForward(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.intermediate_dim = validation.positive_int("intermediate_dim", intermediate_dim)
+        self.intermediate_dim = validation.check_positive_int("intermediate_dim", intermediate_dim)
         self.activation = keras.activations.get(activation)
-        self.dropout = validation.rate("dropout", dropout)
+        self.dropout = validation.check_rate("dropout", dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, inputs_shape):
@@ -85,8 +85,8 @@ class ResidualNorm(keras.layers.Layer):
     def __init__(self, normalize_first=False, dropout=0.0, layer_norm_epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.normalize_first = bool(normalize_first)
-        self.dropout = validation.rate("dropout", dropout)
-        self.layer_norm_epsilon = validation.positive_float(
+        self.dropout = validation.check_rate("dropout", dropout)
+        self.layer_norm_epsilon = validation.check_positive_number(
             "layer_norm_epsilon", layer_norm_epsilon
         )
         self._norm = keras.layers.LayerNormalization(
@@ -149,12 +149,12 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.intermediate_dim = validation.positive_int("intermediate_dim", intermediate_dim)
-        self.num_heads = validation.positive_int("num_heads", num_heads)
-        self.key_dim = validation.optional_positive_int("key_dim", key_dim)
-        self.dropout = validation.rate("dropout", dropout)
+        self.intermediate_dim = validation.check_positive_int("intermediate_dim", intermediate_dim)
+        self.num_heads = validation.check_positive_int("num_heads", num_heads)
+        self.key_dim = validation.check_positive_int("key_dim", key_dim, optional=True)
+        self.dropout = validation.check_rate("dropout", dropout)
         self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = validation.positive_float(
+        self.layer_norm_epsilon = validation.check_positive_number(
             "layer_norm_epsilon", layer_norm_epsilon
         )
         self.normalize_first = bool(normalize_first)

@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from keras_attention.layers.positional import POSITION_ENCODINGS
+from keras_attention import validation
+from keras_attention.constants import POSITION_ENCODINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +48,14 @@ class TransformerConfig:
             "intermediate_dim",
             "max_sequence_length",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            validation.check_positive_int(name, getattr(self, name))
         if self.hidden_dim % self.num_heads:
             raise ValueError(
                 f"hidden_dim={self.hidden_dim} must be divisible by num_heads={self.num_heads}."
             )
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.layer_norm_epsilon <= 0:
-            raise ValueError(
-                f"layer_norm_epsilon must be positive, got {self.layer_norm_epsilon!r}."
-            )
+        validation.check_rate("dropout", self.dropout, what="in [0, 1)")
+        validation.check_positive_number("layer_norm_epsilon", self.layer_norm_epsilon,
+                                         what="positive")
         if self.position_encoding not in POSITION_ENCODINGS:
             raise ValueError(
                 f"position_encoding must be one of {POSITION_ENCODINGS}, "

@@ -19,14 +19,11 @@ import os
 
 import keras
 
+from keras_attention import validation
 from keras_attention.atomic import atomic_directory
-
+from keras_attention.constants import METADATA_FILE, MODEL_FILE, TASKS
 from keras_attention.data.tokenizer_files import load_tokenizer, save_tokenizer
 from keras_attention.models.transformer import Transformer
-
-MODEL_FILE = "model.keras"
-METADATA_FILE = "keras_attention.json"
-TASKS = ("translation", "summarization")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +37,7 @@ class TrainedModel:
     metadata: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        validation.check_choice("task", self.task, TASKS)
         check_vocabularies(self.model, self.source_tokenizer, self.target_tokenizer)
 
 

@@ -3,12 +3,11 @@
 import keras
 from keras import ops
 
+from keras_attention.constants import PAD_ID
 from keras_attention.layers.decoder import TransformerDecoderBlock
 from keras_attention.layers.encoder import TransformerEncoderBlock
 from keras_attention.layers.positional import TokenAndPositionEmbedding
 from keras_attention.models.presets import TransformerConfig, get_preset
-
-PAD_ID = 0
 
 # Smallest copy probability taken to the log: keeps log(0) finite in float32
 # (a normal float32, so no denormal flush on accelerators).

@@ -8,8 +8,8 @@ __all__ = [*lazy_package(__name__, {
     "keras_attention.training.callbacks": (
         "BestCheckpoint", "EpochCheckpoints", "EpochProgress", "EpochSeeds", "EpochSummary",
         "HistoryFile", "ResumableEarlyStopping", "RunBackup", "ValidationScores"),
-    "keras_attention.training.config": (
-        "TrainConfig", "config_from_dict", "load_config", "save_config"),
+    "keras_attention.training.config": ("TrainConfig",),
+    "keras_attention.training.config_loader": ("config_from_dict", "load_config", "save_config"),
     "keras_attention.training.losses": ("SequenceCrossEntropy",),
     "keras_attention.training.metrics": ("MaskedAccuracy", "Perplexity"),
     "keras_attention.training.schedules": (
@@ -23,5 +23,7 @@ def sequence_loss():
     """Cross entropy over float32 logits that ignores PAD (id 0) labels."""
     import keras
 
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    from keras_attention.constants import PAD_ID
+
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
 

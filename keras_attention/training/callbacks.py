@@ -15,10 +15,10 @@ import tensorflow as tf
 from keras import ops
 
 from keras_attention.atomic import write_atomically
+from keras_attention.constants import TRAINING_METADATA_FILE
 from keras_attention.data.batching import epoch_seed
 from keras_attention.progress import format_duration
 from keras_attention.training.run_layout import (
-    BACKUP_METADATA,
     epoch_checkpoint_name,
     epoch_checkpoints,
 )
@@ -390,7 +390,7 @@ class RunBackup(keras.callbacks.Callback):
 
     @property
     def metadata_path(self):
-        return os.path.join(self.directory, BACKUP_METADATA)
+        return os.path.join(self.directory, TRAINING_METADATA_FILE)
 
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.metadata_path):

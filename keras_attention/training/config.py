@@ -1,10 +1,7 @@
-"""What a training run needs, as one frozen ``TrainConfig`` read from YAML/JSON.
+"""What a training run needs: one frozen ``TrainConfig`` of sections.
 
-    config = load_config("run.yaml", overrides=["training.epochs=3"])
-    save_config(config, "runs/x/config.yaml")
-
-A config file is a mapping of sections (every key is optional except
-``data.train``)::
+A config file (``keras_attention.training.config_loader.load_config``) is a
+mapping of sections (every key is optional except ``data.train``)::
 
     task: translation               # or summarization
     data:
@@ -22,22 +19,29 @@ A config file is a mapping of sections (every key is optional except
 
 Each section is a frozen dataclass below (``batching`` is
 ``keras_attention.data.BatchingConfig``, ``evaluation.decoding`` is
-``keras_attention.decoding.DecodingConfig``). Errors are one line naming the
-key: ``unknown key 'training.epoch' in run.yaml; did you mean
-'training.epochs'?``, ``training.epochs must be an integer, got 'three'``.
+``keras_attention.decoding.DecodingConfig``) that checks its values in
+``__post_init__``. The loader makes a section that has a ``default_factory``
+by calling that factory with the file's keys, so a section given in part
+and one left out get the same defaults (``training_batching``).
 """
 
 import dataclasses
-import difflib
 import os
-import types
-import typing
 
-import yaml
-
+from keras_attention import validation
+from keras_attention.constants import (
+    CORPUS_FORMATS,
+    DISTRIBUTIONS,
+    HOLDOUT_SPLITS,
+    NORMALIZATION_FORMS,
+    PRECISIONS,
+    SCHEDULES,
+    SUBWORD_MODEL_TYPES,
+    TASKS,
+    TOKENIZER_TYPES,
+)
 from keras_attention.data.batching import BatchingConfig
 from keras_attention.data.readers import (
-    HOLDOUT_SPLITS,
     aligned_pairs,
     check_holdout,
     jsonl_pairs,
@@ -46,32 +50,11 @@ from keras_attention.data.readers import (
     tsv_pairs,
 )
 from keras_attention.data.synthetic import date_pairs
-from keras_attention.data.tokenizer_files import TOKENIZER_TYPES
-from keras_attention.atomic import write_atomically
 from keras_attention.decoding.generate import DecodingConfig
 from keras_attention.models.presets import get_preset
-from keras_attention.models.saving import TASKS
 
-CORPUS_FORMATS = ("aligned", "tsv", "jsonl", "dates")
-SCHEDULES = ("noam", "cosine", "constant")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
-NORMALIZATION_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
-MODEL_TYPES = ("unigram", "bpe")
 # The training pipeline's batching when the config names neither batch key.
 DEFAULT_BATCH_TOKENS = 4096
-
-
-def _positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +93,7 @@ class CorpusConfig:
     validation_percent: int = 2
 
     def __post_init__(self):
-        _choice("format", self.format, CORPUS_FORMATS)
+        validation.check_choice("format", self.format, CORPUS_FORMATS)
         needed = {
             "aligned": ("source", "target"),
             "tsv": ("path",),
@@ -124,8 +107,8 @@ class CorpusConfig:
             path = getattr(self, name)
             if name in needed and not os.path.exists(path):
                 raise FileNotFoundError(f"{name}: file '{path}' not found; check the path.")
-        _positive_int("limit", self.limit, allow_none=True)
-        _positive_int("size", self.size)
+        validation.check_positive_int("limit", self.limit, optional=True)
+        validation.check_positive_int("size", self.size)
         if self.split is not None:
             check_holdout(self.split, self.test_percent, self.validation_percent)
 
@@ -232,16 +215,16 @@ class VocabularyConfig:
     target_file: str | None = None
 
     def __post_init__(self):
-        _choice("type", self.type, tuple(TOKENIZER_TYPES))
-        _positive_int("size", self.size)
+        validation.check_choice("type", self.type, TOKENIZER_TYPES)
+        validation.check_positive_int("size", self.size)
         if self.normalization is not None:
-            _choice("normalization", self.normalization, NORMALIZATION_FORMS)
+            validation.check_choice("normalization", self.normalization, NORMALIZATION_FORMS)
             if self.type in ("word", "char"):
                 raise ValueError(
                     f"normalization is only available for the subword types; remove it "
                     f"or use type sentencepiece/wordpiece (got type {self.type})."
                 )
-        _choice("model_type", self.model_type, MODEL_TYPES)
+        validation.check_choice("model_type", self.model_type, SUBWORD_MODEL_TYPES)
         if self.target_file is not None and self.source_file is None:
             raise ValueError("source_file is missing; target_file needs a source_file too.")
         if self.source_file is not None and self.target_file is None and not self.shared:
@@ -312,25 +295,21 @@ class OptimizerConfig:
     gradient_accumulation_steps: int | None = None
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
-        _choice("schedule", self.schedule, SCHEDULES)
-        if isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}.")
+        validation.check_positive_number("learning_rate", self.learning_rate, what="positive")
+        validation.check_choice("schedule", self.schedule, SCHEDULES)
+        validation.check_non_negative_int("warmup_steps", self.warmup_steps)
         if self.schedule == "noam" and self.warmup_steps == 0:
             raise ValueError(
                 "warmup_steps must be at least 1 for the noam schedule, got 0; use schedule "
                 "cosine or constant for no warmup."
             )
         for name in ("beta_1", "beta_2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}.")
-        if not self.epsilon > 0:
-            raise ValueError(f"epsilon must be positive, got {self.epsilon!r}.")
-        if self.clipnorm is not None and not self.clipnorm > 0:
-            raise ValueError(f"clipnorm must be positive or null, got {self.clipnorm!r}.")
-        _positive_int("gradient_accumulation_steps", self.gradient_accumulation_steps,
-                      allow_none=True)
+            validation.check_rate(name, getattr(self, name), what="in [0, 1)")
+        validation.check_positive_number("epsilon", self.epsilon, what="positive")
+        validation.check_positive_number("clipnorm", self.clipnorm, optional=True,
+                                         what="positive or null")
+        validation.check_positive_int("gradient_accumulation_steps",
+                                      self.gradient_accumulation_steps, optional=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,22 +345,20 @@ class TrainingConfig:
     time_limit_minutes: float | None = None
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        _positive_int("max_steps", self.max_steps, allow_none=True)
-        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
-            raise ValueError(
-                f"time_limit_minutes must be positive or null, got {self.time_limit_minutes!r}."
-            )
+        validation.check_positive_int("epochs", self.epochs)
+        validation.check_positive_int("max_steps", self.max_steps, optional=True)
+        validation.check_positive_number("time_limit_minutes", self.time_limit_minutes,
+                                         optional=True, what="positive or null")
         if self.time_limit_minutes is not None and self.distribution == "multi_worker":
             raise ValueError(
                 "time_limit_minutes cannot bound a multi_worker run (each worker's clock "
                 "would stop it at another step); use max_steps instead."
             )
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("distribution", self.distribution, DISTRIBUTIONS)
-        _positive_int("early_stopping_patience", self.early_stopping_patience, allow_none=True)
+        validation.check_rate("label_smoothing", self.label_smoothing, what="in [0, 1)")
+        validation.check_choice("precision", self.precision, PRECISIONS)
+        validation.check_choice("distribution", self.distribution, DISTRIBUTIONS)
+        validation.check_positive_int("early_stopping_patience", self.early_stopping_patience,
+                                      optional=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,11 +383,9 @@ class EvaluationConfig:
 
     def __post_init__(self):
         for name in ("every_n_epochs", "max_sentences", "batch_size"):
-            _positive_int(name, getattr(self, name))
+            validation.check_positive_int(name, getattr(self, name))
         for name in ("examples", "attention_images"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+            validation.check_non_negative_int(name, getattr(self, name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,11 +400,15 @@ class OutputConfig:
     def __post_init__(self):
         if not isinstance(self.directory, str) or not self.directory:
             raise ValueError(f"directory must be a folder path, got {self.directory!r}.")
-        _positive_int("keep_checkpoints", self.keep_checkpoints)
+        validation.check_positive_int("keep_checkpoints", self.keep_checkpoints)
 
 
-def _default_batching():
-    return BatchingConfig(batch_tokens=DEFAULT_BATCH_TOKENS)
+def training_batching(**fields):
+    """The ``BatchingConfig`` of ``fields``, with ``batch_tokens=DEFAULT_BATCH_TOKENS``
+    when they name neither ``batch_tokens`` nor ``batch_size``."""
+    if fields.get("batch_tokens") is None and fields.get("batch_size") is None:
+        fields.setdefault("batch_tokens", DEFAULT_BATCH_TOKENS)
+    return BatchingConfig(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,7 +419,7 @@ class TrainConfig:
     task: str = "translation"
     vocabulary: VocabularyConfig = dataclasses.field(default_factory=VocabularyConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    batching: BatchingConfig = dataclasses.field(default_factory=_default_batching)
+    batching: BatchingConfig = dataclasses.field(default_factory=training_batching)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
@@ -452,7 +431,7 @@ class TrainConfig:
                 "data.train is missing; name the training corpus, e.g. "
                 "data: {train: {format: tsv, path: pairs.tsv}}."
             )
-        _choice("task", self.task, TASKS)
+        validation.check_choice("task", self.task, TASKS)
         transformer = self.model.transformer_config(8000, 8000)
         if transformer.share_embeddings and not self.vocabulary.shared and (
             self.vocabulary.source_file is None
@@ -519,195 +498,9 @@ def _absolute(section, names):
     return dataclasses.replace(section, **paths)
 
 
-def first_difference(old, new, prefix=""):
-    """The first key (in sorted order, nested keys joined with dots) whose
-    value differs between the dicts ``old`` and ``new``, as ``"key: old
-    there, new now"``; ``None`` when they are equal."""
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} there, {b!r} now"
-    return None
-
-
 def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def save_config(config, path):
-    """Write ``config`` as YAML to ``path`` (atomically); returns ``path``."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
-    write_atomically(path, text.encode("utf-8"))
-    return path
-
-
-# ---------------------------------------------------------------------------
-# Loading: mapping -> sections, with one-line errors naming the key.
-# ---------------------------------------------------------------------------
-
-
-def load_config(path, overrides=()):
-    """The ``TrainConfig`` in the YAML or JSON file ``path``, with
-    ``overrides`` (``"training.epochs=3"``; values parsed as YAML scalars)
-    applied in order."""
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"config file '{path}' not found; write one (see recipes/dates.yaml)."
-        ) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "syntax error"
-        raise ValueError(f"{path}: invalid YAML{where} ({problem}); fix the syntax.") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{path} must hold a mapping of sections (task, data, model, ...), "
-            f"got {_describe(data)}."
-        )
-    for override in overrides:
-        _apply_override(data, override)
-    return config_from_dict(data, source=path)
-
-
-def config_from_dict(data, source="the config"):
-    """A ``TrainConfig`` from nested dicts (``load_config`` without the file);
-    ``source`` names where unknown keys came from."""
-    return _build(TrainConfig, data, "", source)
-
-
-def _apply_override(data, override):
-    key, sep, text = override.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ValueError(
-            f"--set {override!r}: expected KEY=VALUE, e.g. training.epochs=3."
-        )
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
-    parts = key.split(".")
-    node = data
-    for depth, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            section = ".".join(parts[: depth + 1])
-            raise ValueError(f"cannot set '{key}': '{section}' is a value, not a section.")
-        node = child
-    node[parts[-1]] = value
-
-
-def _build(cls, data, prefix, source):
-    where = prefix.rstrip(".") or "the config"
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping of keys, got {_describe(data)}.")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ValueError(_unknown_key(f"{prefix}{key}", [f"{prefix}{n}" for n in names], source))
-        values[key] = _convert(value, hints[key], f"{prefix}{key}", source)
-    if cls is BatchingConfig and values.get("batch_tokens") is None and values.get(
-        "batch_size"
-    ) is None:
-        values.setdefault("batch_tokens", DEFAULT_BATCH_TOKENS)
-    try:
-        return cls(**values)
-    except TypeError as error:  # a required field is missing
-        raise ValueError(f"{where}: {error}") from None
-    except (ValueError, FileNotFoundError) as error:
-        message = str(error)
-        if not prefix:
-            raise
-        if message.split(" ")[0].split(":")[0].split(".")[0] in names:
-            message = f"{prefix}{message}"
-        else:
-            message = f"{where}: {message}"
-        raise type(error)(message) from None
-
-
-def _unknown_key(key, known, source):
-    prefix, _, name = key.rpartition(".")
-    close = difflib.get_close_matches(name, [k.rpartition(".")[2] for k in known], n=1)
-    if close:
-        hint = f"did you mean '{prefix + '.' if prefix else ''}{close[0]}'?"
-    else:
-        hint = f"known keys: {', '.join(known)}."
-    return f"unknown key '{key}' in {source}; {hint}"
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               dict: "a mapping"}
-
-
-def _convert(value, hint, key, source):
-    """``value`` checked against the type ``hint`` (and converted: lists to
-    tuples, ints to floats, mappings to sections)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    optional = type(None) in options
-    options = [o for o in options if o is not type(None)]
-    if value is None:
-        if optional:
-            return None
-        raise ValueError(f"{key} must be {_expected(options)}, got null.")
-    for option in options:
-        if dataclasses.is_dataclass(option):
-            if isinstance(value, dict):
-                return _build(option, value, f"{key}.", source)
-            continue
-        origin = typing.get_origin(option)
-        if origin is tuple and isinstance(value, (list, tuple)):
-            item = typing.get_args(option)[0]
-            if all(_is(v, item) for v in value):
-                return tuple(value)
-            continue
-        if _is(value, option):
-            return float(value) if option is float else value
-    raise ValueError(f"{key} must be {_expected(options, optional)}, got {_describe(value)}.")
-
-
-def _is(value, kind):
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _expected(options, optional=False):
-    names = []
-    for option in options:
-        if dataclasses.is_dataclass(option):
-            names.append("a mapping")
-        elif typing.get_origin(option) is tuple:
-            names.append(f"a list of {_TYPE_NAMES[typing.get_args(option)[0]].split(' ', 1)[1]}s")
-        else:
-            names.append(_TYPE_NAMES.get(option, option.__name__))
-    if optional:
-        names.append("null")
-    return " or ".join(names)
-
-
-def _describe(value):
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return f"a list {value!r}"
-    return repr(value)

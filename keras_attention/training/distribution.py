@@ -26,7 +26,9 @@ import types
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from keras_attention import validation
+from keras_attention.constants import DISTRIBUTIONS as STRATEGIES
+
 TF_CONFIG = "TF_CONFIG"
 _TF_CONFIG_EXAMPLE = (
     '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -58,8 +60,7 @@ def split_cpu(count):
     has ``count`` replicas without a GPU: tests, debugging). Must run before
     TensorFlow initializes its devices, i.e. before the first op; returns the
     logical CPU devices."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}.")
+    validation.check_positive_int("count", count)
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
@@ -111,7 +112,7 @@ def read_tf_config():
         )
     index = task.get("index")
     size = len(cluster[task["type"]])
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+    if not validation.is_int(index) or not 0 <= index < size:
         raise ValueError(
             f"{TF_CONFIG} task index {index!r} is not in 0..{size - 1} for the "
             f"{size} '{task['type']}' address(es) of the cluster."

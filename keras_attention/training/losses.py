@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_attention.models.transformer import PAD_ID
+from keras_attention import validation
+from keras_attention.constants import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -22,9 +23,8 @@ class SequenceCrossEntropy(keras.losses.Loss):
 
     def __init__(self, label_smoothing=0.0, name="sequence_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}.")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = validation.check_rate("label_smoothing", label_smoothing,
+                                                     what="in [0, 1)")
 
     def call(self, y_true, y_pred):
         labels = ops.cast(y_true, "int32")

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_attention.models.transformer import PAD_ID
+from keras_attention.constants import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")

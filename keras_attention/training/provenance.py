@@ -20,7 +20,7 @@ import json
 import os
 
 from keras_attention.atomic import write_atomically
-from keras_attention.training.config import first_difference
+from keras_attention.training.config_loader import first_difference
 
 PROVENANCE_FILE = "provenance.json"
 

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 
-from keras_attention.training.config import first_difference, load_config, save_config
+from keras_attention.training.config_loader import first_difference, load_config, save_config
 from keras_attention.training.provenance import provenance_difference, read_provenance
 
 

@@ -23,10 +23,9 @@ import dataclasses
 import os
 import re
 
+from keras_attention.constants import CONFIG_FILE, TRAINING_METADATA_FILE
+
 CHECKPOINTS = "checkpoints"
-# What RunBackup writes in backup/ after each finished epoch (the name
-# keras.callbacks.BackupAndRestore used too).
-BACKUP_METADATA = "training_metadata.json"
 _EPOCH_CHECKPOINT = "epoch-{epoch:04d}.weights.h5"
 _EPOCH_CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})\.weights\.h5$")
 
@@ -61,12 +60,12 @@ class RunLayout:
 
     directory: str
 
-    config = _part("config.yaml")
+    config = _part(CONFIG_FILE)
     vocab = _part("vocab")
     checkpoints = _part(CHECKPOINTS)
     best = _part(CHECKPOINTS, "best.weights.h5")
     backup = _part("backup")
-    backup_metadata = _part("backup", BACKUP_METADATA,
+    backup_metadata = _part("backup", TRAINING_METADATA_FILE,
                             doc="What ``RunBackup`` writes after each finished epoch.")
     logs = _part("logs", doc="TensorBoard's folder (it writes ``train/`` and ``validation/``).")
     validation_logs = _part("logs", "validation")

@@ -10,6 +10,8 @@ import math
 import keras
 from keras import ops
 
+from keras_attention import validation
+
 
 @keras.saving.register_keras_serializable(package="keras_attention")
 class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -27,13 +29,11 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, learning_rate, warmup_steps):
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}.")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
-            raise ValueError(
-                f"warmup_steps must be a positive integer for the noam schedule, got "
-                f"{warmup_steps!r}; use schedule 'constant' or 'cosine' for no warmup."
-            )
+        validation.check_positive_number("learning_rate", learning_rate, what="positive")
+        validation.check_positive_int(
+            "warmup_steps", warmup_steps, what="a positive integer for the noam schedule",
+            fix="use schedule 'constant' or 'cosine' for no warmup",
+        )
         self.learning_rate = float(learning_rate)
         self.warmup_steps = warmup_steps
 
@@ -64,10 +64,8 @@ class WarmupCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, learning_rate, total_steps, warmup_steps=0, final_learning_rate=0.0):
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}.")
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}.")
+        validation.check_positive_number("learning_rate", learning_rate, what="positive")
+        validation.check_positive_int("total_steps", total_steps)
         if not 0 <= warmup_steps < total_steps:
             raise ValueError(
                 f"warmup_steps must be in [0, total_steps={total_steps}), got {warmup_steps!r}; "

@@ -48,6 +48,9 @@ evaluation: {{decoding: {{strategy: beam, beam_size: 3}}}}
 def test_default_batching_is_token_batches():
     config = config_from_dict(DATES)
     assert config.batching.batch_tokens == 4096 and config.batching.batch_size is None
+    # A batching section that names neither batch key gets the same default.
+    limited = config_from_dict(dict(DATES, batching={"max_source_tokens": 64}))
+    assert limited.batching == BatchingConfig(batch_tokens=4096, max_source_tokens=64)
 
 
 def test_overrides_are_dotted_keys_with_yaml_values(tmp_path):

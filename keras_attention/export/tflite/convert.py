@@ -14,9 +14,8 @@ where two are nearly tied.
 
 import tensorflow as tf
 
+from keras_attention.constants import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 from keras_attention.export.tflite.tables import share_quantized_tables
-
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
 def check_quantize(quantize):

@@ -13,9 +13,10 @@ import os
 import tensorflow as tf
 
 from keras_attention.atomic import atomic_directory, refuse_existing
+from keras_attention.constants import METADATA_FILE, TFLITE_IO
+from keras_attention.constants import TFLITE_MODEL_FILE as MODEL_FILE
 from keras_attention.data.tokenizer_files import save_tokenizer
 from keras_attention.decoding.generate import DecodingConfig, generate
-from keras_attention.export.saved_model import METADATA_FILE
 from keras_attention.export.signatures import (
     DEFAULT_SIGNATURE,
     IDS_NAME,
@@ -28,8 +29,6 @@ from keras_attention.export.tflite.ids import export_tflite, fixed_lengths
 from keras_attention.export.tflite.runtime import TFLiteDecoder, TFLiteText, load_interpreter
 from keras_attention.export.tflite.text import export_tflite_text
 
-MODEL_FILE = "model.tflite"
-TFLITE_IO = ("text", "ids")
 TEXT_OPS = "tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS"
 
 

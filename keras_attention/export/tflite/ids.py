@@ -25,6 +25,7 @@ at most 5-D tensors, so it runs the file as LiteRT does.
 
 import tensorflow as tf
 
+from keras_attention import validation
 from keras_attention.atomic import write_atomically
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 from keras_attention.export.signatures import IDS_NAME, SOURCE_IDS_NAME, check_exportable
@@ -55,10 +56,7 @@ def fixed_lengths(model, config, max_source_length=None):
     check_tflite_decoding(config)
     limit = model.config.max_sequence_length
     max_source_length = limit if max_source_length is None else max_source_length
-    if isinstance(max_source_length, bool) or not isinstance(max_source_length, int) \
-            or max_source_length < 1:
-        raise ValueError(
-            f"max_source_length must be a positive integer, got {max_source_length!r}.")
+    validation.check_positive_int("max_source_length", max_source_length)
     if max_source_length > limit:
         raise ValueError(
             f"max_source_length={max_source_length} exceeds the model's "
