@@ -168,7 +168,7 @@ def sentence_limits(source_ids, config, length):
     return ops.clip(limits, 1, length)
 
 
-def _greedy(steps, start, state, total, limits, config, pick=argmax_pick):
+def _greedy(steps, start, state, total, limits, config, pick):
     tokens, scores = token_search(
         steps.next, pick, start, state, total, END_ID, PAD_ID,
         decoding_processors(config, limits, END_ID), steps.resize,
@@ -201,9 +201,6 @@ def _sample(steps, start, state, total, limits, config):
     )
 
 
-_RUNNERS = {"greedy": _greedy, "beam": _beam, "sample": _sample}
-
-
 def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick=argmax_pick):
     """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``.
 
@@ -229,10 +226,9 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
     # Room for the first window only: the search grows the state as needed.
     state = steps.start(source_ids, window_lengths(length + 1)[0])
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
-    runner = _RUNNERS[config.strategy]
-    if config.strategy == "greedy":
-        runner = functools.partial(_greedy, pick=greedy_pick)
-    tokens, scores = runner(steps, start, state, length + 1, limits, config)
+    runners = {"greedy": functools.partial(_greedy, pick=greedy_pick), "beam": _beam,
+               "sample": _sample}
+    tokens, scores = runners[config.strategy](steps, start, state, length + 1, limits, config)
     return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))
 
 
