@@ -1,6 +1,6 @@
 """Load test of ``keras-attention serve``: concurrent clients, one sentence each; prints JSON.
 
-Starts ``keras_attention.export.server.Server`` on a free port in this
+Starts ``keras_attention.serving.Server`` on a free port in this
 process (a background thread), then ``--clients`` threads send
 ``--requests`` row-format predict requests in total over ``urllib`` (a new
 connection each, as simple clients do), one generated date per
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_attention.data import date_pairs
-from keras_attention.export.server import Server, ServerConfig
+from keras_attention.serving import Server, ServerConfig
 
 def demo_model(directory, train_size, epochs):
     """Train and export the demo model into ``directory``; returns its path."""

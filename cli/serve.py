@@ -36,7 +36,7 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
     """
-    from keras_attention.export.server import Server, ServerConfig
+    from keras_attention.serving import Server, ServerConfig
 
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
                           max_batch=max_batch, max_string_length=max_string_length)

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from export.test_server import call, export_toy_module
-from keras_attention.export.server import Server
+from serving.toy import call, export_toy_module
+from keras_attention.serving import Server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

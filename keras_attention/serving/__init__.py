@@ -1,0 +1,13 @@
+"""Serving exported models over TF Serving's REST API: ``Server`` (socket,
+threads, stop), ``ServerConfig``, ``ServedModel`` (JSON <-> signature calls),
+``RequestMetrics``; the HTTP routes live in ``http.py``."""
+
+from keras_attention.lazy import lazy_package
+
+__all__ = lazy_package(__name__, {
+    "keras_attention.serving.config": ("ServerConfig",),
+    "keras_attention.serving.errors": ("RequestError",),
+    "keras_attention.serving.metrics": ("RequestMetrics",),
+    "keras_attention.serving.model": ("ServedModel",),
+    "keras_attention.serving.server": ("Server",),
+})

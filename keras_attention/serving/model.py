@@ -1,0 +1,256 @@
+"""``ServedModel``: an exported SavedModel's signatures called with JSON values
+(TF Serving's row and columnar formats), and its status and metadata JSON."""
+
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from keras_attention.export.saved_model import resolve_version
+from keras_attention.export.signatures import DEFAULT_SIGNATURE
+from keras_attention.serving.errors import RequestError
+
+
+def _dtype_name(dtype):
+    return "DT_" + dtype.name.upper()
+
+
+def _shape_json(shape):
+    if shape.rank is None:
+        return {"dim": [], "unknown_rank": True}
+    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in shape.as_list()]
+    return {"dim": dims, "unknown_rank": False}
+
+
+def _tensor_info(spec):
+    return {"dtype": _dtype_name(spec.dtype), "tensor_shape": _shape_json(spec.shape),
+            "name": spec.name or ""}
+
+
+def _nested_shape(value, where):
+    """The shape of nested JSON lists; ragged nesting is a 400."""
+    if not isinstance(value, list):
+        return ()
+    if not value:
+        return (0,)
+    shapes = {_nested_shape(item, where) for item in value}
+    if len(shapes) != 1:
+        raise RequestError(400, f"{where} is ragged (nested lists of different lengths); "
+                                "pad every row to the same length.")
+    return (len(value),) + shapes.pop()
+
+
+def _leaves(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+class ServedModel:
+    """An exported SavedModel's signatures, called with JSON values.
+
+    Args:
+        path: a model folder (its highest numbered version is loaded) or a
+            version folder holding ``saved_model.pb``.
+        name: the name in the URLs; default the model folder's name.
+        max_string_length: most characters in one input string.
+    """
+
+    def __init__(self, path, name=None, max_string_length=4096):
+        import tensorflow_text  # noqa: F401  (registers TF Text ops used by exports)
+
+        self.path = resolve_version(path)
+        folder = os.path.basename(os.path.normpath(self.path))
+        self.version = folder if folder.isdigit() else "1"
+        if name is None:
+            model_folder = self.path if not folder.isdigit() else os.path.dirname(self.path)
+            name = os.path.basename(os.path.normpath(os.path.abspath(model_folder)))
+        if not name or "/" in name or ":" in name:
+            raise ValueError(f"model name must be non-empty without '/' or ':', got {name!r}; "
+                             "pass another with --name.")
+        self.name = name
+        self.max_string_length = max_string_length
+        self._loaded = tf.saved_model.load(self.path)
+        self.signatures = dict(self._loaded.signatures)
+        if not self.signatures:
+            raise ValueError(f"SavedModel '{self.path}' has no signatures; export it with "
+                             "keras_attention.export.export_saved_model.")
+
+    def input_specs(self, signature_name):
+        return self._signature(signature_name).structured_input_signature[1]
+
+    def output_specs(self, signature_name):
+        return self._signature(signature_name).structured_outputs
+
+    def status(self):
+        """TF Serving's model status JSON."""
+        return {"model_version_status": [{
+            "version": self.version,
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }]}
+
+    def metadata(self):
+        """TF Serving's model metadata JSON: every signature's inputs and outputs."""
+        signature_def = {}
+        for key in sorted(self.signatures):
+            signature_def[key] = {
+                "inputs": {k: _tensor_info(s) for k, s in sorted(self.input_specs(key).items())},
+                "outputs": {k: _tensor_info(s) for k, s in sorted(self.output_specs(key).items())},
+                "method_name": "tensorflow/serving/predict",
+            }
+        return {
+            "model_spec": {"name": self.name, "signature_name": "", "version": self.version},
+            "metadata": {"signature_def": {"signature_def": signature_def}},
+        }
+
+    def predict(self, request):
+        """Answer a parsed ``:predict`` body; returns ``(response, instance_count)``."""
+        if not isinstance(request, dict):
+            raise RequestError(400, 'request body must be a JSON object like {"instances": [...]}.')
+        signature_name = request.get("signature_name", DEFAULT_SIGNATURE)
+        if not isinstance(signature_name, str):
+            raise RequestError(400, "signature_name must be a string.")
+        specs = self.input_specs(signature_name)
+        unknown = sorted(set(request) - {"signature_name", "instances", "inputs"})
+        if unknown:
+            raise RequestError(400, f"unknown request key(s) {unknown}; send 'instances' "
+                                    "(row format) or 'inputs' (columnar format).")
+        if ("instances" in request) == ("inputs" in request):
+            raise RequestError(400, "send exactly one of 'instances' (row format) or 'inputs' "
+                                    "(columnar format).")
+        if "instances" in request:
+            columns = self._rows_to_columns(request["instances"], specs)
+        else:
+            columns = self._columnar_inputs(request["inputs"], specs)
+        tensors = {key: self._to_tensor(value, specs[key]) for key, value in columns.items()}
+        count = self._batch_size(tensors)
+        outputs = self._call(signature_name, tensors)
+        if "instances" in request:
+            return {"predictions": self._columns_to_rows(outputs)}, count
+        values = {key: _to_json(tensor) for key, tensor in outputs.items()}
+        if len(values) == 1:
+            return {"outputs": next(iter(values.values()))}, count
+        return {"outputs": values}, count
+
+    def _signature(self, signature_name):
+        if signature_name not in self.signatures:
+            available = ", ".join(sorted(self.signatures))
+            raise RequestError(400, f"signature '{signature_name}' not found; "
+                                    f"available: {available}.")
+        return self.signatures[signature_name]
+
+    @staticmethod
+    def _rows_to_columns(instances, specs):
+        if not isinstance(instances, list) or not instances:
+            raise RequestError(400, "'instances' must be a non-empty list, one entry per example.")
+        names = sorted(specs)
+        columns = {name: [] for name in names}
+        for i, instance in enumerate(instances):
+            if isinstance(instance, dict):
+                if set(instance) != set(names):
+                    raise RequestError(400, f"instance {i} has keys {sorted(instance)}; the "
+                                            f"signature's inputs are {names}.")
+                for name in names:
+                    columns[name].append(instance[name])
+            elif len(names) == 1:
+                columns[names[0]].append(instance)
+            else:
+                raise RequestError(400, f"instance {i} must be an object with keys {names} "
+                                        "(the signature has several inputs).")
+        return columns
+
+    @staticmethod
+    def _columnar_inputs(inputs, specs):
+        names = sorted(specs)
+        if isinstance(inputs, dict):
+            if set(inputs) != set(names):
+                raise RequestError(400, f"'inputs' has keys {sorted(inputs)}; the signature's "
+                                        f"inputs are {names}.")
+            return inputs
+        if len(names) != 1:
+            raise RequestError(400, f"'inputs' must be an object with keys {names} "
+                                    "(the signature has several inputs).")
+        return {names[0]: inputs}
+
+    def _to_tensor(self, value, spec):
+        where = f"input '{spec.name}'"
+        shape = _nested_shape(value, where)
+        if spec.shape.rank is not None and not spec.shape.is_compatible_with(shape):
+            raise RequestError(400, f"{where} has shape {list(shape)}; the signature expects "
+                                    f"{_shape_text(spec.shape)} of {spec.dtype.name}.")
+        leaves = list(_leaves(value))
+        if spec.dtype == tf.string:
+            for leaf in leaves:
+                if not isinstance(leaf, str):
+                    raise RequestError(400, f"{where} must hold strings, got "
+                                            f"{type(leaf).__name__} {leaf!r:.40}.")
+                if len(leaf) > self.max_string_length:
+                    raise RequestError(413, f"{where} has a string of {len(leaf)} characters; "
+                                            f"the limit is {self.max_string_length} "
+                                            "(--max-string-length).")
+            flat = np.array([leaf.encode("utf-8") for leaf in leaves], dtype=object)
+        else:
+            allowed = (bool,) if spec.dtype == tf.bool else (int, float)
+            for leaf in leaves:
+                wrong_kind = isinstance(leaf, bool) != (spec.dtype == tf.bool)
+                if wrong_kind or not isinstance(leaf, allowed):
+                    raise RequestError(400, f"{where} must hold {spec.dtype.name} values, got "
+                                            f"{type(leaf).__name__} {leaf!r:.40}.")
+            try:
+                flat = np.array(leaves, dtype=spec.dtype.as_numpy_dtype)
+            except (OverflowError, ValueError) as error:
+                raise RequestError(400, f"{where} does not fit {spec.dtype.name}: {error}.")
+        return tf.constant(flat.reshape(shape), dtype=spec.dtype)
+
+    @staticmethod
+    def _batch_size(tensors):
+        sizes = {int(t.shape[0]) if t.shape.rank else 1 for t in tensors.values()}
+        if len(sizes) != 1:
+            raise RequestError(400, f"inputs have different batch sizes {sorted(sizes)}; give "
+                                    "every input one entry per example.")
+        return sizes.pop()
+
+    def _call(self, signature_name, tensors):
+        try:
+            return self._signature(signature_name)(**tensors)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            raise RequestError(400, f"the model rejected the input: {_model_error(error)}")
+
+    @staticmethod
+    def _columns_to_rows(outputs):
+        sizes = {int(t.shape[0]) if t.shape.rank else None for t in outputs.values()}
+        if len(sizes) != 1 or None in sizes:
+            raise RequestError(400, "the signature's outputs do not share a batch dimension; "
+                                    "use the columnar format ('inputs') instead of 'instances'.")
+        values = {key: _to_json(tensor) for key, tensor in outputs.items()}
+        if len(values) == 1:
+            return next(iter(values.values()))
+        count = sizes.pop()
+        return [{key: column[i] for key, column in values.items()} for i in range(count)]
+
+
+def _model_error(error):
+    """The informative line of a TensorFlow error (no graph/stack boilerplate)."""
+    skip = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    lines = [line.strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(skip)]
+    line = (lines or [type(error).__name__])[0].split(" [[{{node", 1)[0]
+    assertion = re.match(r"assertion failed: \[([^\]]*)\]", line)
+    return assertion[1] if assertion else line
+
+
+def _shape_text(shape):
+    return "[" + ", ".join("-1" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+def _to_json(tensor):
+    """A tensor as JSON-ready nested lists; strings decoded as UTF-8."""
+    array = tensor.numpy()
+    if tensor.dtype == tf.string:
+        decode = np.vectorize(lambda b: b.decode("utf-8", errors="replace"), otypes=[object])
+        return decode(array).tolist() if array.size else array.tolist()
+    return array.tolist()
