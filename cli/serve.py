@@ -21,25 +21,45 @@ from cli.errors import user_errors
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,
               type=click.IntRange(min=1), help="Most characters in one input string.")
+@click.option("--log-text", is_flag=True,
+              help="Also log each predict request's inputs and outputs and full error "
+                   "messages, with e-mail addresses as <email> and runs of 2+ digits as "
+                   "<digits>. Off, the log holds no input or output text.")
+@click.option("--health-max-error-rate", default=None,
+              type=click.FloatRange(0, 1, max_open=True),
+              help="GET /v1/health answers 503 degraded when the share of 5xx answers "
+                   "(4xx do not count) in the window is above this.  [default: no limit]")
+@click.option("--health-max-p99-ms", default=None, type=click.FloatRange(0, min_open=True),
+              help="GET /v1/health answers 503 degraded when the p99 latency in the window "
+                   "is above this many milliseconds.  [default: no limit]")
+@click.option("--health-window-seconds", default=60.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="The health window: requests answered in the last this many seconds.")
 @user_errors
-def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length):
+def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length, log_text,
+          health_max_error_rate, health_max_p99_ms, health_window_seconds):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
     numbered version is served). Endpoints: GET /v1/models/NAME (status),
     GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict with
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
-    counters). One JSON log line per request goes to stderr; Ctrl-C stops.
+    counters), GET /monitoring/prometheus/metrics (Prometheus text), GET
+    /v1/health (ok or degraded). One JSON log line per request goes to
+    stderr; Ctrl-C stops.
 
     \b
     Example:
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
     """
-    from keras_attention.serving import Server, ServerConfig
+    from keras_attention.serving import HealthConfig, Server, ServerConfig
 
+    health = HealthConfig(max_error_rate=health_max_error_rate, max_p99_ms=health_max_p99_ms,
+                          window_seconds=health_window_seconds)
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
-                          max_batch=max_batch, max_string_length=max_string_length)
+                          max_batch=max_batch, max_string_length=max_string_length,
+                          health=health, log_text=log_text)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"

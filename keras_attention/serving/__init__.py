@@ -7,6 +7,7 @@ from keras_attention.lazy import lazy_package
 __all__ = lazy_package(__name__, {
     "keras_attention.serving.config": ("ServerConfig",),
     "keras_attention.serving.errors": ("RequestError",),
+    "keras_attention.serving.health": ("HealthConfig",),
     "keras_attention.serving.metrics": ("RequestMetrics",),
     "keras_attention.serving.model": ("ServedModel",),
     "keras_attention.serving.server": ("Server",),

@@ -3,6 +3,7 @@
 import dataclasses
 
 from keras_attention import validation
+from keras_attention.serving.health import HealthConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,6 +16,9 @@ class ServerConfig:
         max_body_bytes: largest request body accepted (413 above it).
         max_batch: most instances in one predict request (413 above it).
         max_string_length: most characters in one input string (413 above it).
+        health: a ``HealthConfig``: when ``/v1/health`` reports degraded.
+        log_text: also log predict inputs and outputs (and error messages
+            that quote them), masked by ``serving.redact.mask_text``.
     """
 
     host: str = "127.0.0.1"
@@ -22,6 +26,8 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     max_string_length: int = 4096
+    health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
+    log_text: bool = False
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -30,3 +36,7 @@ class ServerConfig:
                              what="an integer in [0, 65535] (0 picks a free one)")
         for field in ("max_body_bytes", "max_batch", "max_string_length"):
             validation.check_positive_int(field, getattr(self, field))
+        if not isinstance(self.health, HealthConfig):
+            raise ValueError(f"health must be a HealthConfig, got {self.health!r}.")
+        if not isinstance(self.log_text, bool):
+            raise ValueError(f"log_text must be True or False, got {self.log_text!r}.")

@@ -6,9 +6,16 @@ import json
 import re
 import threading
 import time
+from typing import NamedTuple
 
+from keras_attention.export.signatures import DEFAULT_SIGNATURE
+from keras_attention.serving import redact
 from keras_attention.serving.errors import RequestError
 
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's
+HEALTH_PATH = "/v1/health"
+_MONITORING_ROUTES = {"/monitoring/metrics": "metrics", PROMETHEUS_PATH: "prometheus",
+                      HEALTH_PATH: "health"}
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?$"
@@ -47,15 +54,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         started = time.perf_counter()
         status, body, instances, error = 500, None, 0, None
         self._body_read = False
+        self._request = None  # the parsed JSON body, once read
         path = self.path.split("?", 1)[0]
         try:
             status, body, instances = self._route(method, path)
         except RequestError as failure:
-            status, error = failure.status, failure.message
+            status, error, log_error = failure.status, failure.message, failure.log_message
         except Exception as failure:  # noqa: BLE001  (a server answers, it does not die)
             status = 500
             detail = (str(failure).splitlines() or [""])[0]
             error = f"internal error: {type(failure).__name__}: {detail}"
+            log_error = f"internal error: {type(failure).__name__}"  # the detail may quote input
         if error is not None:
             body = {"error": error}
         if not self._body_read and self.headers.get("Content-Length", "0").strip() != "0":
@@ -65,19 +74,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the client went away; nothing left to answer
             self.close_connection = True
         latency_ms = (time.perf_counter() - started) * 1000.0
-        if path != "/monitoring/metrics":
-            self.server.metrics.record(status, latency_ms, instances)
+        route = _route_label(path)
+        signature = self._signature_label() if route == "predict" else ""
+        self.server.metrics.record(status, latency_ms, instances, route=route,
+                                   signature=signature)
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "method": method,
                   "path": path, "status": status, "latency_ms": round(latency_ms, 3),
                   "instances": instances}
+        log_text = self.server.config.log_text
         if error is not None:
-            record["error"] = error
+            record["error"] = log_error  # without the input text the client's message may quote
+            if log_text and error != log_error:
+                record["error_detail"] = redact.mask_text(error)
+        if log_text and route == "predict":
+            record.update(redact.text_fields(self._request, body))
         self.server.log(record)
+
+    def _signature_label(self):
+        """The request's signature when the model has it, else ``""`` (bounded labels)."""
+        if not isinstance(self._request, dict):
+            return ""
+        name = self._request.get("signature_name", DEFAULT_SIGNATURE)
+        return name if isinstance(name, str) and name in self.server.model.signatures else ""
 
     def _route(self, method, path):
         if path == "/monitoring/metrics":
             self._allow(method, "GET")
             return 200, self.server.metrics.snapshot(), 0
+        if path == PROMETHEUS_PATH:
+            self._allow(method, "GET")
+            prometheus = self.server.metrics.prometheus
+            return 200, _Raw(prometheus.content_type, prometheus.text()), 0
+        if path == HEALTH_PATH:
+            self._allow(method, "GET")
+            status, body = self.server.metrics.health()
+            return status, body, 0
         match = _MODEL_PATH.match(path)
         if match is None:
             raise RequestError(404, f"no endpoint at '{path}'; use /v1/models/<name>[/metadata|"
@@ -94,6 +125,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise RequestError(404, f"':{match['verb']}' is not served; use ':predict'.")
             self._allow(method, "POST")
             response, instances = model.predict(self._read_json())
+            # One executed batch per predict call, until a batcher reports its own (on_batch).
+            self.server.metrics.record_batch(self._signature_label(), instances)
             return 200, response, instances
         self._allow(method, "GET")
         return 200, model.metadata() if match["metadata"] else model.status(), 0
@@ -127,6 +160,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RequestError(400, f"request body is not valid JSON ({error}); send "
                                     '{"instances": [...]} or {"inputs": ...}.') from None
+        self._request = request
         if isinstance(request, dict) and isinstance(request.get("instances"), list):
             count = len(request["instances"])
             if count > self.server.config.max_batch:
@@ -142,9 +176,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return request
 
     def _send(self, status, body):
-        payload = json.dumps(body, ensure_ascii=False, indent=None).encode("utf-8")
+        if isinstance(body, _Raw):
+            content_type, payload = body
+        else:
+            content_type = "application/json"
+            payload = json.dumps(body, ensure_ascii=False, indent=None).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         if status == 405:
             self.send_header("Allow", getattr(self, "_allowed", "GET"))
@@ -152,6 +190,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
+
+
+class _Raw(NamedTuple):
+    """A body sent as it is, not as JSON."""
+
+    content_type: str
+    payload: bytes
+
+
+def _route_label(path):
+    """The route of ``path`` as a metrics label: one of ``prometheus.ROUTES``."""
+    if path in _MONITORING_ROUTES:
+        return _MONITORING_ROUTES[path]
+    match = _MODEL_PATH.match(path)
+    if match is None or match["verb"] not in (None, "predict"):
+        return "unknown"
+    return "predict" if match["verb"] else "metadata" if match["metadata"] else "status"
 
 
 def _columnar_count(inputs):
@@ -175,6 +230,10 @@ class InFlight:
         with self._idle:
             self._count -= 1
             self._idle.notify_all()
+
+    def count(self):
+        with self._idle:
+            return self._count
 
     def wait_idle(self, timeout):
         with self._idle:

@@ -187,7 +187,9 @@ class ServedModel:
             for leaf in leaves:
                 if not isinstance(leaf, str):
                     raise RequestError(400, f"{where} must hold strings, got "
-                                            f"{type(leaf).__name__} {leaf!r:.40}.")
+                                            f"{type(leaf).__name__} {leaf!r:.40}.",
+                                       log_message=f"{where} must hold strings, got "
+                                                   f"{type(leaf).__name__}.")
                 if len(leaf) > self.max_string_length:
                     raise RequestError(413, f"{where} has a string of {len(leaf)} characters; "
                                             f"the limit is {self.max_string_length} "
@@ -199,11 +201,14 @@ class ServedModel:
                 wrong_kind = isinstance(leaf, bool) != (spec.dtype == tf.bool)
                 if wrong_kind or not isinstance(leaf, allowed):
                     raise RequestError(400, f"{where} must hold {spec.dtype.name} values, got "
-                                            f"{type(leaf).__name__} {leaf!r:.40}.")
+                                            f"{type(leaf).__name__} {leaf!r:.40}.",
+                                       log_message=f"{where} must hold {spec.dtype.name} "
+                                                   f"values, got {type(leaf).__name__}.")
             try:
                 flat = np.array(leaves, dtype=spec.dtype.as_numpy_dtype)
             except (OverflowError, ValueError) as error:
-                raise RequestError(400, f"{where} does not fit {spec.dtype.name}: {error}.")
+                raise RequestError(400, f"{where} does not fit {spec.dtype.name}: {error}.",
+                                   log_message=f"{where} does not fit {spec.dtype.name}.")
         return tf.constant(flat.reshape(shape), dtype=spec.dtype)
 
     @staticmethod
@@ -218,7 +223,9 @@ class ServedModel:
         try:
             return self._signature(signature_name)(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
-            raise RequestError(400, f"the model rejected the input: {_model_error(error)}")
+            raise RequestError(400, f"the model rejected the input: {_model_error(error)}",
+                               log_message="the model rejected the input: "
+                                           f"{_model_error_for_log(error)}")
 
     @staticmethod
     def _columns_to_rows(outputs):
@@ -241,6 +248,13 @@ def _model_error(error):
     line = (lines or [type(error).__name__])[0].split(" [[{{node", 1)[0]
     assertion = re.match(r"assertion failed: \[([^\]]*)\]", line)
     return assertion[1] if assertion else line
+
+
+def _model_error_for_log(error):
+    """``_model_error`` without input text: an assertion's message (the
+    exporter wrote it), else only the error's type."""
+    line = _model_error(error)
+    return line if f"assertion failed: [{line}]" in str(error) else type(error).__name__
 
 
 def _shape_text(shape):

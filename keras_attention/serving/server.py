@@ -12,13 +12,18 @@ concurrent calls safely). Endpoints, as in TF Serving:
   ``{"inputs": ...}`` -> ``{"outputs": ...}``, with an optional
   ``"signature_name"`` (default ``serving_default``);
 - ``GET /monitoring/metrics``: request counters and latencies as JSON
-  (TF Serving itself serves Prometheus text here; JSON needs no parser).
+  (TF Serving itself serves Prometheus text here; JSON needs no parser);
+- ``GET /monitoring/prometheus/metrics``: Prometheus text (TF Serving's
+  path; see ``prometheus.py``);
+- ``GET /v1/health``: 200 ``ok`` or 503 ``degraded`` from the recent error
+  rate and p99 (see ``health.py``).
 
 Errors are ``{"error": "..."}`` with 400 (bad JSON or input, unknown
 signature), 404 (unknown model, version or path), 405 (wrong method), 411
 (no Content-Length) or 413 (body, instance count or string over the limits).
 Each request is logged as one JSON line (method, path, status, latency_ms,
-instances).
+instances, error) without input or output text; ``ServerConfig(log_text=True)``
+adds them, masked (see ``redact.py``).
 """
 
 import errno
@@ -52,7 +57,7 @@ class Server:
     def __init__(self, path, config=None, name=None, log_stream=None):
         self.config = config or ServerConfig()
         self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length)
-        self.metrics = RequestMetrics()
+        self.metrics = RequestMetrics(self.config.health)
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
         self._thread = None
@@ -69,6 +74,7 @@ class Server:
         self._httpd.metrics = self.metrics
         self._httpd.log = self._log
         self._httpd.in_flight = InFlight()
+        self.metrics.prometheus.set_in_flight_function(self._httpd.in_flight.count)
 
     @property
     def url(self):
