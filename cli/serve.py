@@ -21,8 +21,11 @@ from cli.errors import user_errors
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,
               type=click.IntRange(min=1), help="Most characters in one input string.")
+@click.option("--grpc-port", default=None, type=click.IntRange(0, 65535),
+              help="Also serve TF Serving's gRPC PredictionService (Predict, GetModelMetadata) "
+                   "on this port (TF Serving uses 8500); 0 picks a free one.  [default: off]")
 @user_errors
-def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length):
+def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length, grpc_port):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
@@ -30,22 +33,33 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict with
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
     counters). One JSON log line per request goes to stderr; Ctrl-C stops.
+    String inputs may be {"b64": "<base64>"} (bytes); string outputs named
+    *_bytes come back so. --grpc-port adds TF Serving's gRPC API, for
+    tensorflow_serving.apis.prediction_service_pb2_grpc.PredictionServiceStub.
 
     \b
     Example:
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
+      keras-attention serve saved_models/demo --grpc-port 8500
     """
     from keras_attention.serving import Server, ServerConfig
 
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
-                          max_batch=max_batch, max_string_length=max_string_length)
+                          max_batch=max_batch, max_string_length=max_string_length,
+                          grpc_port=grpc_port)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"
     body = json.dumps({"instances": ["the first of may two thousand and nine"]})
     click.echo(f"serving '{model.name}' version {model.version} from {model.path} at {endpoint}")
     click.echo(f"try: curl -d '{body}' {endpoint}:predict")
+    if server.grpc_address is not None:
+        from keras_attention.serving.grpc_service import client_example
+
+        code = client_example(server.grpc_address, model, json.loads(body)["instances"][0])
+        click.echo(f"gRPC (TF Serving's PredictionService) at {server.grpc_address}")
+        click.echo(f'try: python -c "{code}"')
     click.echo("Ctrl-C stops the server.")
     try:
         server.serve_forever()

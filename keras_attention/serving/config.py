@@ -12,9 +12,13 @@ class ServerConfig:
     Args:
         host: interface to bind; ``127.0.0.1`` keeps the server local.
         port: TCP port; ``0`` picks a free one (see ``Server.url``).
-        max_body_bytes: largest request body accepted (413 above it).
+        max_body_bytes: largest request body accepted (413 above it); also
+            the largest gRPC message (RESOURCE_EXHAUSTED above it).
         max_batch: most instances in one predict request (413 above it).
         max_string_length: most characters in one input string (413 above it).
+        grpc_port: also serve TF Serving's gRPC ``PredictionService`` on this
+            port (TF Serving's is 8500; ``0`` picks a free one, see
+            ``Server.grpc_address``); ``None`` (default): no gRPC.
     """
 
     host: str = "127.0.0.1"
@@ -22,6 +26,7 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     max_string_length: int = 4096
+    grpc_port: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -30,3 +35,8 @@ class ServerConfig:
                              what="an integer in [0, 65535] (0 picks a free one)")
         for field in ("max_body_bytes", "max_batch", "max_string_length"):
             validation.check_positive_int(field, getattr(self, field))
+        validation.check_int("grpc_port", self.grpc_port, 0, 65536, optional=True,
+                             what="an integer in [0, 65535] (0 picks a free one) or None")
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port and port are both {self.port}; give gRPC its own port "
+                             "(TF Serving uses 8500 for gRPC and 8501 for REST).")
