@@ -16,7 +16,7 @@ from cli.errors import user_errors
 @click.option("--name", default=None,
               help="Model name in the URLs.  [default: the model folder's name]")
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
-              help="Largest request body accepted (413 above it).")
+              help="Largest request body (413 above it) or gRPC message accepted.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1),
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,

@@ -30,6 +30,7 @@ UNAUTHENTICATED when it returns false; it may also raise ``RequestError``
 
 import concurrent.futures
 import errno
+import os
 import socket
 import threading
 import time
@@ -62,7 +63,7 @@ GRPC_CODES = {
 def signature_def_map(model):
     """The ``SignatureDefMap`` of ``model``'s signatures, as ``saved_model.pb`` holds them."""
     saved_model = saved_model_pb2.SavedModel()
-    with open(f"{model.path}/saved_model.pb", "rb") as stream:
+    with open(os.path.join(model.path, "saved_model.pb"), "rb") as stream:
         saved_model.ParseFromString(stream.read())
     stored = saved_model.meta_graphs[0].signature_def
     result = get_model_metadata_pb2.SignatureDefMap()
