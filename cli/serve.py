@@ -16,7 +16,7 @@ from cli.errors import user_errors
 @click.option("--name", default=None,
               help="Model name in the URLs.  [default: the model folder's name]")
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
-              help="Largest request body accepted (413 above it).")
+              help="Largest request body (413 above it) or gRPC message accepted.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1),
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,
@@ -35,9 +35,12 @@ from cli.errors import user_errors
 @click.option("--health-window-seconds", default=60.0, show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="The health window: requests answered in the last this many seconds.")
+@click.option("--grpc-port", default=None, type=click.IntRange(0, 65535),
+              help="Also serve TF Serving's gRPC PredictionService (Predict, GetModelMetadata) "
+                   "on this port (TF Serving uses 8500); 0 picks a free one.  [default: off]")
 @user_errors
 def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length, log_text,
-          health_max_error_rate, health_max_p99_ms, health_window_seconds):
+          health_max_error_rate, health_max_p99_ms, health_window_seconds, grpc_port):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
@@ -46,12 +49,16 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
     counters), GET /monitoring/prometheus/metrics (Prometheus text), GET
     /v1/health (ok or degraded). One JSON log line per request goes to
-    stderr; Ctrl-C stops.
+    stderr; Ctrl-C stops. String inputs may be {"b64": "<base64>"}
+    (bytes); string outputs named *_bytes come back so. --grpc-port adds
+    TF Serving's gRPC API, for
+    tensorflow_serving.apis.prediction_service_pb2_grpc.PredictionServiceStub.
 
     \b
     Example:
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
+      keras-attention serve saved_models/demo --grpc-port 8500
     """
     from keras_attention.serving import HealthConfig, Server, ServerConfig
 
@@ -59,13 +66,19 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
                           window_seconds=health_window_seconds)
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
                           max_batch=max_batch, max_string_length=max_string_length,
-                          health=health, log_text=log_text)
+                          health=health, log_text=log_text, grpc_port=grpc_port)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"
     body = json.dumps({"instances": ["the first of may two thousand and nine"]})
     click.echo(f"serving '{model.name}' version {model.version} from {model.path} at {endpoint}")
     click.echo(f"try: curl -d '{body}' {endpoint}:predict")
+    if server.grpc_address is not None:
+        from keras_attention.serving.grpc_service import client_example
+
+        code = client_example(server.grpc_address, model, json.loads(body)["instances"][0])
+        click.echo(f"gRPC (TF Serving's PredictionService) at {server.grpc_address}")
+        click.echo(f'try: python -c "{code}"')
     click.echo("Ctrl-C stops the server.")
     try:
         server.serve_forever()

@@ -13,12 +13,16 @@ class ServerConfig:
     Args:
         host: interface to bind; ``127.0.0.1`` keeps the server local.
         port: TCP port; ``0`` picks a free one (see ``Server.url``).
-        max_body_bytes: largest request body accepted (413 above it).
+        max_body_bytes: largest request body accepted (413 above it); also
+            the largest gRPC message (RESOURCE_EXHAUSTED above it).
         max_batch: most instances in one predict request (413 above it).
         max_string_length: most characters in one input string (413 above it).
         health: a ``HealthConfig``: when ``/v1/health`` reports degraded.
         log_text: also log predict inputs and outputs (and error messages
             that quote them), masked by ``serving.redact.mask_text``.
+        grpc_port: also serve TF Serving's gRPC ``PredictionService`` on this
+            port (TF Serving's is 8500; ``0`` picks a free one, see
+            ``Server.grpc_address``); ``None`` (default): no gRPC.
     """
 
     host: str = "127.0.0.1"
@@ -28,6 +32,7 @@ class ServerConfig:
     max_string_length: int = 4096
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
     log_text: bool = False
+    grpc_port: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -40,3 +45,8 @@ class ServerConfig:
             raise ValueError(f"health must be a HealthConfig, got {self.health!r}.")
         if not isinstance(self.log_text, bool):
             raise ValueError(f"log_text must be True or False, got {self.log_text!r}.")
+        validation.check_int("grpc_port", self.grpc_port, 0, 65536, optional=True,
+                             what="an integer in [0, 65535] (0 picks a free one) or None")
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port and port are both {self.port}; give gRPC its own port "
+                             "(TF Serving uses 8500 for gRPC and 8501 for REST).")

@@ -6,14 +6,17 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 
 from keras_attention.export.saved_model import resolve_version
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
+from keras_attention.serving import b64
 from keras_attention.serving.errors import RequestError
 
 
 def _dtype_name(dtype):
-    return "DT_" + dtype.name.upper()
+    """TF's ``DataType`` enum name, as TF Serving writes it (``DT_FLOAT``, not ``DT_FLOAT32``)."""
+    return types_pb2.DataType.Name(dtype.as_datatype_enum)
 
 
 def _shape_json(shape):
@@ -127,14 +130,49 @@ class ServedModel:
         else:
             columns = self._columnar_inputs(request["inputs"], specs)
         tensors = {key: self._to_tensor(value, specs[key]) for key, value in columns.items()}
-        count = self._batch_size(tensors)
-        outputs = self._call(signature_name, tensors)
+        outputs, count = self.predict_tensors(signature_name, tensors)
         if "instances" in request:
             return {"predictions": self._columns_to_rows(outputs)}, count
-        values = {key: _to_json(tensor) for key, tensor in outputs.items()}
+        values = {key: _to_json(tensor, key) for key, tensor in outputs.items()}
         if len(values) == 1:
             return {"outputs": next(iter(values.values()))}, count
         return {"outputs": values}, count
+
+    def predict_tensors(self, signature_name, tensors, max_batch=None):
+        """Call a signature with ``{input name: tf.Tensor}`` after checking the
+        tensors against its inputs (names, dtypes, shapes, string lengths, one
+        batch size, at most ``max_batch`` examples when given); returns
+        ``(outputs, batch_size)``. REST and gRPC both call the model here."""
+        specs = self.input_specs(signature_name)
+        if set(tensors) != set(specs):
+            raise RequestError(400, f"inputs have keys {sorted(tensors)}; the signature's "
+                                    f"inputs are {sorted(specs)}.")
+        for name in sorted(tensors):
+            tensor, spec, where = tensors[name], specs[name], f"input '{name}'"
+            if tensor.dtype != spec.dtype:
+                raise RequestError(400, f"{where} has dtype {_dtype_name(tensor.dtype)}; the "
+                                        f"signature expects {_dtype_name(spec.dtype)}.")
+            if not spec.shape.is_compatible_with(tensor.shape):
+                raise RequestError(400, f"{where} has shape {tensor.shape.as_list()}; the "
+                                        f"signature expects {_shape_text(spec.shape)} of "
+                                        f"{spec.dtype.name}.")
+            if spec.dtype == tf.string:
+                self._check_string_lengths(tensor, where)
+        count = self._batch_size(tensors)
+        if max_batch is not None and count > max_batch:
+            raise RequestError(413, f"{count} examples is over the limit of {max_batch} per "
+                                    "request (--max-batch); split the request.")
+        return self._call(signature_name, tensors), count
+
+    def _check_string_lengths(self, tensor, where):
+        limit = self.max_string_length
+        for data in tensor.numpy().reshape(-1):
+            if len(data) <= limit:  # bytes bound the characters from above
+                continue
+            length = len(data.decode("utf-8", errors="replace"))
+            if length > limit:
+                raise RequestError(413, f"{where} has a string of {length} characters; the "
+                                        f"limit is {limit} (--max-string-length).")
 
     def _signature(self, signature_name):
         if signature_name not in self.signatures:
@@ -150,7 +188,7 @@ class ServedModel:
         names = sorted(specs)
         columns = {name: [] for name in names}
         for i, instance in enumerate(instances):
-            if isinstance(instance, dict):
+            if isinstance(instance, dict) and not b64.is_b64(instance):
                 if set(instance) != set(names):
                     raise RequestError(400, f"instance {i} has keys {sorted(instance)}; the "
                                             f"signature's inputs are {names}.")
@@ -166,7 +204,7 @@ class ServedModel:
     @staticmethod
     def _columnar_inputs(inputs, specs):
         names = sorted(specs)
-        if isinstance(inputs, dict):
+        if isinstance(inputs, dict) and not b64.is_b64(inputs):
             if set(inputs) != set(names):
                 raise RequestError(400, f"'inputs' has keys {sorted(inputs)}; the signature's "
                                         f"inputs are {names}.")
@@ -185,16 +223,13 @@ class ServedModel:
         leaves = list(_leaves(value))
         if spec.dtype == tf.string:
             for leaf in leaves:
-                if not isinstance(leaf, str):
+                if not isinstance(leaf, str) and not b64.is_b64(leaf):
                     raise RequestError(400, f"{where} must hold strings, got "
                                             f"{type(leaf).__name__} {leaf!r:.40}.",
                                        log_message=f"{where} must hold strings, got "
                                                    f"{type(leaf).__name__}.")
-                if len(leaf) > self.max_string_length:
-                    raise RequestError(413, f"{where} has a string of {len(leaf)} characters; "
-                                            f"the limit is {self.max_string_length} "
-                                            "(--max-string-length).")
-            flat = np.array([leaf.encode("utf-8") for leaf in leaves], dtype=object)
+            flat = np.array([b64.decode(leaf, where) if b64.is_b64(leaf) else leaf.encode("utf-8")
+                             for leaf in leaves], dtype=object)
         else:
             allowed = (bool,) if spec.dtype == tf.bool else (int, float)
             for leaf in leaves:
@@ -233,7 +268,7 @@ class ServedModel:
         if len(sizes) != 1 or None in sizes:
             raise RequestError(400, "the signature's outputs do not share a batch dimension; "
                                     "use the columnar format ('inputs') instead of 'instances'.")
-        values = {key: _to_json(tensor) for key, tensor in outputs.items()}
+        values = {key: _to_json(tensor, key) for key, tensor in outputs.items()}
         if len(values) == 1:
             return next(iter(values.values()))
         count = sizes.pop()
@@ -261,10 +296,14 @@ def _shape_text(shape):
     return "[" + ", ".join("-1" if d is None else str(d) for d in shape.as_list()) + "]"
 
 
-def _to_json(tensor):
-    """A tensor as JSON-ready nested lists; strings decoded as UTF-8."""
+def _to_json(tensor, alias=None):
+    """A tensor as JSON-ready nested lists; strings decoded as UTF-8, or as
+    ``{"b64": ...}`` when the output alias ends in ``_bytes`` (as TF Serving)."""
     array = tensor.numpy()
     if tensor.dtype == tf.string:
-        decode = np.vectorize(lambda b: b.decode("utf-8", errors="replace"), otypes=[object])
+        if b64.is_bytes_alias(alias):
+            decode = np.vectorize(b64.encode, otypes=[object])
+        else:
+            decode = np.vectorize(lambda b: b.decode("utf-8", errors="replace"), otypes=[object])
         return decode(array).tolist() if array.size else array.tolist()
     return array.tolist()

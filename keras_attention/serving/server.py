@@ -24,6 +24,10 @@ signature), 404 (unknown model, version or path), 405 (wrong method), 411
 Each request is logged as one JSON line (method, path, status, latency_ms,
 instances, error) without input or output text; ``ServerConfig(log_text=True)``
 adds them, masked (see ``redact.py``).
+
+With ``ServerConfig.grpc_port`` set, TF Serving's gRPC ``PredictionService``
+(Predict, GetModelMetadata) is served too, on ``grpc_address``; see
+``grpc_service.py``.
 """
 
 import errno
@@ -75,16 +79,32 @@ class Server:
         self._httpd.log = self._log
         self._httpd.in_flight = InFlight()
         self.metrics.prometheus.set_in_flight_function(self._httpd.in_flight.count)
+        self._grpc = None
+        if self.config.grpc_port is not None:
+            from keras_attention.serving.grpc_service import GrpcServer
+
+            try:
+                self._grpc = GrpcServer(self.model, self.config, self.metrics, self._log)
+            except BaseException:
+                self._httpd.server_close()
+                raise
 
     @property
     def url(self):
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def grpc_address(self):
+        """``host:port`` of the gRPC server (``None`` without ``grpc_port``)."""
+        return None if self._grpc is None else self._grpc.address
+
     def start(self):
         """Serve from a daemon thread; returns ``self``."""
         if self._thread is not None:
             raise RuntimeError("the server is already running; call stop() first.")
+        if self._grpc is not None:
+            self._grpc.start()
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="keras-attention-serve")
         self._thread.start()
@@ -92,17 +112,23 @@ class Server:
 
     def serve_forever(self):
         """Serve from the calling thread until ``KeyboardInterrupt`` or ``stop()``."""
+        if self._grpc is not None:
+            self._grpc.start()
         self._httpd.serve_forever()
 
     def stop(self, drain_seconds=DRAIN_SECONDS):
         """Stop accepting requests, let the ones being handled finish (up to
         ``drain_seconds``) and close the socket."""
+        if self._grpc is not None:
+            self._grpc.stop(drain_seconds)  # refuses new calls now, drains with HTTP
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.in_flight.wait_idle(drain_seconds)
         self._httpd.server_close()
+        if self._grpc is not None:
+            self._grpc.wait(drain_seconds + 1.0)
 
     def __enter__(self):
         return self.start()

@@ -32,7 +32,7 @@ def test_help_lists_the_options_and_an_example():
     result = invoke("serve", "--help")
     assert result.exit_code == 0
     for flag in ("--host", "--port", "--name", "--max-body-bytes", "--max-batch",
-                 "--max-string-length"):
+                 "--max-string-length", "--grpc-port"):
         assert flag in result.output
     assert "keras-attention serve saved_models/demo --port 8501" in result.output
     assert "serve saved_models/demo --port 8501" in invoke("--help").output
@@ -87,6 +87,35 @@ def test_ctrl_c_in_process_stops_cleanly(toy_dir, monkeypatch):
     assert re.fullmatch(r"serving 'upper' version 1 from .*toy/1 at "
                         r"http://127\.0\.0\.1:\d+/v1/models/upper", lines[0])
     assert lines[-1] == "stopped."
+
+
+def test_grpc_port_prints_a_client_that_works(toy_dir, monkeypatch):
+    from keras_attention.serving.grpc_service import client_example
+
+    examples = []
+
+    def interrupted(self):
+        self.start()
+        code = client_example(self.grpc_address, self.model,
+                              "the first of may two thousand and nine")
+        printed = []
+        exec(code, {"print": printed.append})  # the printed program, against this server
+        examples.append((code, printed[0].outputs["lengths"].int_val))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Server, "serve_forever", interrupted)
+    result = invoke("serve", toy_dir, "--port", "0", "--grpc-port", "0")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if not line.startswith("{")]  # logs
+    (code, lengths), = examples
+    assert list(lengths) == [38]
+    assert re.fullmatch(r"gRPC \(TF Serving's PredictionService\) at 127\.0\.0\.1:\d+", lines[2])
+    assert lines[3] == f'try: python -c "{code}"'
+    assert shlex.split(lines[3].removeprefix("try: ")) == ["python", "-c", code]
+    assert lines[4:] == ["Ctrl-C stops the server.", "stopped."]
+    result = invoke("serve", toy_dir, "--port", "8600", "--grpc-port", "8600")
+    assert result.output == ("Error: grpc_port and port are both 8600; give gRPC its own port "
+                             "(TF Serving uses 8500 for gRPC and 8501 for REST).\n")
 
 
 def test_real_process_serves_the_printed_curl_and_stops_on_sigint(toy_dir):
