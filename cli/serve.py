@@ -21,12 +21,18 @@ from cli.errors import user_errors
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,
               type=click.IntRange(min=1), help="Most characters in one input string.")
+@click.option("--poll-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Check MODEL_DIR this often for a new version folder: it is loaded "
+                   "(warmup included) while the old one serves, then replaces it without a "
+                   "restart; 0 never checks (nor for a version folder).")
 @user_errors
-def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length):
+def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length,
+          poll_seconds):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
-    numbered version is served). Endpoints: GET /v1/models/NAME (status),
+    numbered version is served; a newer one is picked up while serving,
+    see --poll-seconds). Endpoints: GET /v1/models/NAME (status),
     GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict with
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
     counters). One JSON log line per request goes to stderr; Ctrl-C stops.
@@ -39,7 +45,8 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     from keras_attention.serving import Server, ServerConfig
 
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
-                          max_batch=max_batch, max_string_length=max_string_length)
+                          max_batch=max_batch, max_string_length=max_string_length,
+                          poll_seconds=poll_seconds)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"

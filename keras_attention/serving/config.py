@@ -15,6 +15,8 @@ class ServerConfig:
         max_body_bytes: largest request body accepted (413 above it).
         max_batch: most instances in one predict request (413 above it).
         max_string_length: most characters in one input string (413 above it).
+        poll_seconds: how often a model folder is checked for a new version
+            (loaded, then switched to; ``versions.py``); ``0`` never.
     """
 
     host: str = "127.0.0.1"
@@ -22,6 +24,7 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     max_string_length: int = 4096
+    poll_seconds: float = 10.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -30,3 +33,4 @@ class ServerConfig:
                              what="an integer in [0, 65535] (0 picks a free one)")
         for field in ("max_body_bytes", "max_batch", "max_string_length"):
             validation.check_positive_int(field, getattr(self, field))
+        validation.check_non_negative_number("poll_seconds", self.poll_seconds)

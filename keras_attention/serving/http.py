@@ -82,21 +82,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if match is None:
             raise RequestError(404, f"no endpoint at '{path}'; use /v1/models/<name>[/metadata|"
                                     ":predict] or /monitoring/metrics.")
-        model = self.server.model
-        if match["name"] != model.name:
+        models = self.server.models
+        if match["name"] != models.name:
             raise RequestError(404, f"model '{match['name']}' not found; this server serves "
-                                    f"'{model.name}'.")
-        if match["version"] is not None and match["version"] != model.version:
-            raise RequestError(404, f"model '{model.name}' version {match['version']!r} not "
-                                    f"found; this server serves version {model.version}.")
+                                    f"'{models.name}'.")
         if match["verb"] is not None:
             if match["verb"] != "predict":
                 raise RequestError(404, f"':{match['verb']}' is not served; use ':predict'.")
             self._allow(method, "POST")
-            response, instances = model.predict(self._read_json())
+            with models.acquire(match["version"]) as model:  # a version switch lets it finish
+                response, instances = model.predict(self._read_json())
             return 200, response, instances
         self._allow(method, "GET")
-        return 200, model.metadata() if match["metadata"] else model.status(), 0
+        if not match["metadata"]:
+            return 200, models.status(match["version"]), 0
+        with models.acquire(match["version"]) as model:
+            return 200, model.metadata(), 0
 
     def _allow(self, method, allowed):
         if method != allowed:
@@ -186,3 +187,8 @@ class HTTPServer(http.server.ThreadingHTTPServer):
     # requests already being handled are drained in Server.stop.
     daemon_threads = True
     allow_reuse_address = False  # a port in use is an error, not silently shared
+
+    @property
+    def model(self):
+        """The ``ServedModel`` new requests get (``models`` holds the versions)."""
+        return self.models.current
