@@ -77,7 +77,7 @@ class ModelVersions:
         single = os.path.exists(os.path.join(path, SAVED_MODEL_FILE))
         self.directory = None if single else path
         self.poll_seconds = 0.0 if single else float(poll_seconds)
-        self._log = log or (lambda record: None)
+        self._log = log if log is not None else (lambda record: None)
         self._lock = threading.Lock()
         self._polling = threading.Lock()
         self._current = _Held(first)
