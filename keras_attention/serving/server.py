@@ -19,6 +19,10 @@ signature), 404 (unknown model, version or path), 405 (wrong method), 411
 (no Content-Length) or 413 (body, instance count or string over the limits).
 Each request is logged as one JSON line (method, path, status, latency_ms,
 instances).
+
+A model folder is checked for a new version every ``poll_seconds``; it is
+loaded (warmup records run) while the old one serves, then switched to, the
+old one drained and released (``versions.py``; one JSON line per event).
 """
 
 import errno
