@@ -154,6 +154,7 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite,
         version=VERSION,
         metadata={"task": DEMO_TASK, "model": model.config.to_dict()},
         overwrite=overwrite,
+        warmup_inputs=sources,
     )
     _step(f"exported SavedModel to {export_path}; reloading it in a fresh process")
     checked = sources[:200]

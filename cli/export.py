@@ -4,6 +4,7 @@ graph), a TFLite greedy or beam search model (``--format tflite``):
 string -> string with TF Text custom ops when the tokenizers allow it, else
 ids -> ids; or a CTranslate2 model folder (``--format ctranslate2``)."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -103,10 +104,17 @@ def _check_in_fresh_process(export_path, probes, expected):
 @click.option("--probe", "probes", multiple=True,
               help="Input to check after exporting: the export, reloaded in a fresh "
                    "process, must give the in-memory model's output (repeatable).")
+@click.option("--warmup-input", "warmup_inputs", multiple=True,
+              help="SavedModel: a sample input for the warmup records "
+                   "(VERSION/assets.extra/tf_serving_warmup_requests), which TF Serving and "
+                   "'keras-attention serve' run once when they load the version, so the first "
+                   "request is not slow (repeatable).  [default: a few source lines of the "
+                   "run's validation, else training, data when MODEL sits in a run folder "
+                   "with its config.yaml; else generic texts]")
 @user_errors
 def export(model_path, output_dir, version, overwrite, export_format, strategy, beam_size,
            length_penalty, beam_stopping, n_best, max_length, max_batch_size, quantize, tflite_io,
-           xla, probes):
+           xla, probes, warmup_inputs):
     """Export a trained model: a SavedModel (strings in, strings out) or TFLite.
 
     Tokenization, the encoder, cached greedy or beam search and
@@ -118,6 +126,11 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     serving_default (inputs -> outputs, scores), n_best (inputs -> outputs
     and scores of shape (batch, n_best)) and ids (source_ids -> ids, scores).
     An existing OUTPUT/VERSION is never replaced without --overwrite.
+    TF Serving's conventions come with it: warmup records (see
+    --warmup-input) and OUTPUT/batching_parameters.txt, the text proto of
+    --batching_parameters_file sized to the export (max batch size, one
+    batch thread per CPU core here, a 2 ms timeout; rewritten by the
+    export of the highest version).
 
     --format tflite writes OUTPUT/VERSION/model.tflite (greedy or beam
     search with the same decoding as the SavedModel: the stored one, the
@@ -152,6 +165,9 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
                         is not click.core.ParameterSource.DEFAULT)
     _check_format_options(export_format, n_best, quantize, tflite_io,
                           batch_size_given, xla, beam_stopping)  # before TensorFlow
+    if warmup_inputs and export_format != "saved_model":
+        raise click.UsageError(f"--warmup-input applies to --format saved_model (TF Serving's "
+                               f"warmup records); drop it for --format {export_format}.")
     decoding = {name: value for name, value in (
         ("strategy", strategy), ("beam_size", beam_size), ("length_penalty", length_penalty),
         ("beam_stopping", beam_stopping), ("n_best", n_best),
@@ -180,11 +196,15 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
     config = decoding_config(decoding, trained.metadata.get("decoding"))
     module = TextToTextModule(trained.model, trained.source_tokenizer, trained.target_tokenizer,
                               config=config, max_batch_size=max_batch_size, jit_compile=xla)
+    warmup, warmup_source = _warmup_texts(model_path, warmup_inputs)
     path = export_saved_model(module, output_dir, version=version, overwrite=overwrite,
                               metadata={"task": trained.task, "format": export_format,
-                                        "source_model": os.path.abspath(model_path)})
+                                        "source_model": os.path.abspath(model_path)},
+                              warmup_inputs=warmup)
     compiled = " compiled with XLA" if xla else ""
     click.echo(f"exported {config.strategy} search{compiled} ({trained.task}) to {path}")
+    click.echo(f"warmup records from {warmup_source}; batching parameters in "
+               f"{os.path.join(output_dir, 'batching_parameters.txt')}")
     if probes:
         probes = list(probes)[:max_batch_size]
         expected = [t.decode("utf-8") for t in module.serve(tf.constant(probes))["outputs"].numpy()]
@@ -200,6 +220,30 @@ def export(model_path, output_dir, version, overwrite, export_format, strategy, 
         f"run --dir {path} --tag_set serve --signature_def serving_default "
         f"--input_exprs 'inputs={example}'"
     )
+
+
+def _warmup_texts(model_path, given):
+    """``(texts or None, where they come from)`` for the warmup records:
+    ``given``, else the first sources of the run's validation (else
+    training) corpus when ``model_path`` sits in a run folder whose
+    config.yaml still reads, else ``None`` (generic texts)."""
+    from keras_attention.constants import CONFIG_FILE
+
+    if given:
+        return list(given), f"{len(given)} --warmup-input text(s)"
+    run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), CONFIG_FILE)
+    if os.path.exists(run_config):
+        from keras_attention.training import load_config
+
+        try:
+            corpus = load_config(run_config).data
+            split, corpus = ("validation", corpus.validation) if corpus.validation else (
+                "training", corpus.train)
+            sources = [source for source, _ in itertools.islice(corpus.pairs(), 200)]
+            return sources, f"the run's {split} data ({run_config})"
+        except (OSError, ValueError):  # moved or changed data: not worth failing the export
+            pass
+    return None, "generic texts (no run data found; see --warmup-input)"
 
 
 def _check_format_options(export_format, n_best, quantize, tflite_io, batch_size_given, xla,

@@ -38,13 +38,19 @@ from cli.errors import user_errors
 @click.option("--grpc-port", default=None, type=click.IntRange(0, 65535),
               help="Also serve TF Serving's gRPC PredictionService (Predict, GetModelMetadata) "
                    "on this port (TF Serving uses 8500); 0 picks a free one.  [default: off]")
+@click.option("--poll-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Check MODEL_DIR this often for a new version folder: it is loaded "
+                   "(warmup included) while the old one serves, then replaces it without a "
+                   "restart; 0 never checks (nor for a version folder).")
 @user_errors
 def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length, log_text,
-          health_max_error_rate, health_max_p99_ms, health_window_seconds, grpc_port):
+          health_max_error_rate, health_max_p99_ms, health_window_seconds, grpc_port,
+          poll_seconds):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
-    numbered version is served). Endpoints: GET /v1/models/NAME (status),
+    numbered version is served; a newer one is picked up while serving,
+    see --poll-seconds). Endpoints: GET /v1/models/NAME (status),
     GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict with
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
     counters), GET /monitoring/prometheus/metrics (Prometheus text), GET
@@ -66,7 +72,8 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
                           window_seconds=health_window_seconds)
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
                           max_batch=max_batch, max_string_length=max_string_length,
-                          health=health, log_text=log_text, grpc_port=grpc_port)
+                          health=health, log_text=log_text, grpc_port=grpc_port,
+                          poll_seconds=poll_seconds)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"

@@ -9,11 +9,17 @@ import tensorflow as tf
 from keras_attention import validation
 from keras_attention.atomic import atomic_directory, refuse_existing
 from keras_attention.constants import METADATA_FILE, SAVED_MODEL_FILE
+from keras_attention.export.batching import BatchingParameters, write_batching_parameters
 from keras_attention.export.signatures import (
     INPUT_NAME,
     LENGTHS_NAME,
     OUTPUT_NAME,
     SCORES_NAME,
+)
+from keras_attention.export.warmup import (
+    DEFAULT_WARMUP_TEXTS,
+    warmup_requests,
+    write_warmup_requests,
 )
 
 
@@ -47,7 +53,8 @@ def version_directory(directory, version, overwrite=False):
     return path
 
 
-def export_saved_model(module, directory, version=1, metadata=None, overwrite=False):
+def export_saved_model(module, directory, version=1, metadata=None, overwrite=False,
+                       warmup_inputs=None):
     """Save ``module`` (a ``TextToTextModule``) as ``directory/<version>/``.
 
     The export is written to a temporary folder beside the target and renamed
@@ -58,9 +65,17 @@ def export_saved_model(module, directory, version=1, metadata=None, overwrite=Fa
     TensorFlow, TF Text and Keras versions, the module's ``describe()``
     (decoding config, limits, signatures) and ``metadata``.
 
+    TF Serving's conventions come with it: warmup records in
+    ``assets.extra/tf_serving_warmup_requests`` (``warmup.py``), built from
+    ``warmup_inputs`` (a few sample source texts; ``None``: generic ones;
+    empty: no records), which the server runs once at load; and, when this
+    is the highest version, ``directory/batching_parameters.txt``
+    (``batching.py``) for ``--batching_parameters_file``.
+
     Returns the path of the version folder.
     """
     final = version_directory(directory, version, overwrite=overwrite)
+    texts = DEFAULT_WARMUP_TEXTS if warmup_inputs is None else list(warmup_inputs)
     with atomic_directory(final, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         info = {"versions": _versions()}
@@ -68,6 +83,10 @@ def export_saved_model(module, directory, version=1, metadata=None, overwrite=Fa
         info.update(metadata or {})
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(info, f, indent=2)
+        if texts:
+            write_warmup_requests(tmp, warmup_requests(module, texts))
+    if next_version(directory) == version + 1:  # the highest version: the one served
+        write_batching_parameters(directory, BatchingParameters.for_module(module))
     return final
 
 

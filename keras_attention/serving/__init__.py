@@ -1,6 +1,7 @@
 """Serving exported models over TF Serving's REST API: ``Server`` (socket,
 threads, stop), ``ServerConfig``, ``ServedModel`` (JSON <-> signature calls),
-``RequestMetrics``; the HTTP routes live in ``http.py``."""
+``RequestMetrics``, ``ModelVersions`` (new versions picked up and switched
+to while serving); the HTTP routes live in ``http.py``."""
 
 from keras_attention.lazy import lazy_package
 
@@ -11,4 +12,5 @@ __all__ = lazy_package(__name__, {
     "keras_attention.serving.metrics": ("RequestMetrics",),
     "keras_attention.serving.model": ("ServedModel",),
     "keras_attention.serving.server": ("Server",),
+    "keras_attention.serving.versions": ("ModelVersions",),
 })

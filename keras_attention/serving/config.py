@@ -23,6 +23,8 @@ class ServerConfig:
         grpc_port: also serve TF Serving's gRPC ``PredictionService`` on this
             port (TF Serving's is 8500; ``0`` picks a free one, see
             ``Server.grpc_address``); ``None`` (default): no gRPC.
+        poll_seconds: how often a model folder is checked for a new version
+            (loaded, then switched to; ``versions.py``); ``0`` never.
     """
 
     host: str = "127.0.0.1"
@@ -33,6 +35,7 @@ class ServerConfig:
     health: HealthConfig = dataclasses.field(default_factory=HealthConfig)
     log_text: bool = False
     grpc_port: int | None = None
+    poll_seconds: float = 10.0
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -50,3 +53,4 @@ class ServerConfig:
         if self.grpc_port and self.grpc_port == self.port:
             raise ValueError(f"grpc_port and port are both {self.port}; give gRPC its own port "
                              "(TF Serving uses 8500 for gRPC and 8501 for REST).")
+        validation.check_non_negative_number("poll_seconds", self.poll_seconds)

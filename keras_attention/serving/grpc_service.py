@@ -77,20 +77,21 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     ``ServedModel.predict_tensors`` as REST ones do.
 
     Args:
-        model: the ``ServedModel``.
+        models: the server's ``ModelVersions``; each call holds the version
+            it is answered by (a version switch lets it finish).
         config: the ``ServerConfig`` (``max_batch``, ``max_body_bytes``).
         metrics: the ``RequestMetrics`` every call is recorded in.
         log: called with one JSON-ready dict per call.
         authorize: optional ``authorize(metadata) -> bool``, see the module.
     """
 
-    def __init__(self, model, config, metrics, log, authorize=None):
-        self.model = model
+    def __init__(self, models, config, metrics, log, authorize=None):
+        self.models = models
         self.config = config
         self._metrics = metrics
         self._log = log
         self._authorize = authorize
-        self._signature_defs = signature_def_map(model)
+        self._signature_defs = {}  # ServedModel.path -> SignatureDefMap, read once a version
 
     def Predict(self, request, context):  # noqa: N802  (gRPC's method names)
         return self._serve("Predict", self._predict, request, context)
@@ -141,29 +142,34 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise RequestError(401, "the call is not authorized; send the credentials this "
                                     "server expects in the call's metadata.")
 
-    def _check_model_spec(self, spec):
-        model = self.model
-        if spec.name != model.name:
+    def _requested_version(self, spec):
+        """The version ``spec`` asks for (``None``: the serving one); 404 for
+        another model's name or a version label."""
+        name = self.models.name
+        if spec.name != name:
             raise RequestError(404, f"model '{spec.name}' not found; this server serves "
-                                    f"'{model.name}' (set model_spec.name).")
+                                    f"'{name}' (set model_spec.name).")
         choice = spec.WhichOneof("version_choice")
-        if choice == "version" and str(spec.version.value) != model.version:
-            raise RequestError(404, f"model '{model.name}' version {spec.version.value} not "
-                                    f"found; this server serves version {model.version}.")
         if choice == "version_label":
-            raise RequestError(404, f"model '{model.name}' version label "
+            version = self.models.current.version
+            raise RequestError(404, f"model '{name}' version label "
                                     f"'{spec.version_label}' not found; this server has no "
-                                    f"labels (set model_spec.version to {model.version} or "
+                                    f"labels (set model_spec.version to {version} or "
                                     "leave it unset).")
+        return str(spec.version.value) if choice == "version" else None
 
-    def _response_spec(self, response_spec, signature_name):
-        response_spec.name = self.model.name
-        response_spec.version.value = int(self.model.version)
-        response_spec.signature_name = signature_name
+    @staticmethod
+    def _response_spec(response_spec, model, signature_name=None):
+        response_spec.name = model.name
+        response_spec.version.value = int(model.version)
+        if signature_name is not None:
+            response_spec.signature_name = signature_name
 
     def _predict(self, request):
-        self._check_model_spec(request.model_spec)
-        model = self.model
+        with self.models.acquire(self._requested_version(request.model_spec)) as model:
+            return self._predict_with(model, request)
+
+    def _predict_with(self, model, request):
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name not in model.signatures:
             available = ", ".join(sorted(model.signatures))
@@ -179,7 +185,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         outputs, count = model.predict_tensors(signature_name, tensors,
                                                max_batch=self.config.max_batch)
         response = predict_pb2.PredictResponse()
-        self._response_spec(response.model_spec, signature_name)
+        self._response_spec(response.model_spec, model, signature_name)
         for alias in request.output_filter or sorted(outputs):
             tensor = outputs[alias]
             response.outputs[alias].CopyFrom(tf.make_tensor_proto(tensor.numpy(),
@@ -210,7 +216,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                     f"({detail}); build it with tf.make_tensor_proto.") from None
 
     def _metadata(self, request):
-        self._check_model_spec(request.model_spec)
+        with self.models.acquire(self._requested_version(request.model_spec)) as model:
+            return self._metadata_of(model, request)
+
+    def _metadata_of(self, model, request):
         fields = list(request.metadata_field)
         if not fields:
             raise RequestError(400, "metadata_field is empty; ask for 'signature_def'.")
@@ -219,9 +228,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise RequestError(400, f"metadata_field {unsupported} is not served; ask for "
                                     "'signature_def'.")
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.model.name
-        response.model_spec.version.value = int(self.model.version)
-        response.metadata[SIGNATURE_DEF].Pack(self._signature_defs)
+        self._response_spec(response.model_spec, model)
+        if model.path not in self._signature_defs:
+            self._signature_defs[model.path] = signature_def_map(model)
+        response.metadata[SIGNATURE_DEF].Pack(self._signature_defs[model.path])
         return response, 0
 
 
@@ -237,12 +247,12 @@ class GrpcServer:
     (``address`` is known, also for port 0), served by ``start()``.
 
     Args:
-        model, config, metrics, log, authorize: as ``PredictionServicer``.
+        models, config, metrics, log, authorize: as ``PredictionServicer``.
         interceptors: ``grpc.ServerInterceptor``s, run before the servicer.
     """
 
-    def __init__(self, model, config, metrics, log, authorize=None, interceptors=()):
-        self.servicer = PredictionServicer(model, config, metrics, log, authorize=authorize)
+    def __init__(self, models, config, metrics, log, authorize=None, interceptors=()):
+        self.servicer = PredictionServicer(models, config, metrics, log, authorize=authorize)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=WORKERS, thread_name_prefix="keras-attention-grpc")
         options = [("grpc.so_reuseport", 0),  # a port in use is an error, not silently shared

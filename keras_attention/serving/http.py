@@ -69,15 +69,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = {"error": error}
         if not self._body_read and self.headers.get("Content-Length", "0").strip() != "0":
             self.close_connection = True  # an unread body must not be parsed as a request
-        try:
-            self._send(status, body)
-        except OSError:  # the client went away; nothing left to answer
-            self.close_connection = True
+        # Counted before the answer is sent, so a client that reads the
+        # metrics after its answer sees its own request in them.
         latency_ms = (time.perf_counter() - started) * 1000.0
         route = _route_label(path)
         signature = self._signature_label() if route == "predict" else ""
         self.server.metrics.record(status, latency_ms, instances, route=route,
                                    signature=signature)
+        try:
+            self._send(status, body)
+        except OSError:  # the client went away; nothing left to answer
+            self.close_connection = True
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "method": method,
                   "path": path, "status": status, "latency_ms": round(latency_ms, 3),
                   "instances": instances}
@@ -113,23 +115,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if match is None:
             raise RequestError(404, f"no endpoint at '{path}'; use /v1/models/<name>[/metadata|"
                                     ":predict] or /monitoring/metrics.")
-        model = self.server.model
-        if match["name"] != model.name:
+        models = self.server.models
+        if match["name"] != models.name:
             raise RequestError(404, f"model '{match['name']}' not found; this server serves "
-                                    f"'{model.name}'.")
-        if match["version"] is not None and match["version"] != model.version:
-            raise RequestError(404, f"model '{model.name}' version {match['version']!r} not "
-                                    f"found; this server serves version {model.version}.")
+                                    f"'{models.name}'.")
         if match["verb"] is not None:
             if match["verb"] != "predict":
                 raise RequestError(404, f"':{match['verb']}' is not served; use ':predict'.")
             self._allow(method, "POST")
-            response, instances = model.predict(self._read_json())
+            with models.acquire(match["version"]) as model:  # a version switch lets it finish
+                response, instances = model.predict(self._read_json())
             # One executed batch per predict call, until a batcher reports its own (on_batch).
             self.server.metrics.record_batch(self._signature_label(), instances)
             return 200, response, instances
         self._allow(method, "GET")
-        return 200, model.metadata() if match["metadata"] else model.status(), 0
+        if not match["metadata"]:
+            return 200, models.status(match["version"]), 0
+        with models.acquire(match["version"]) as model:
+            return 200, model.metadata(), 0
 
     def _allow(self, method, allowed):
         if method != allowed:
@@ -245,3 +248,8 @@ class HTTPServer(http.server.ThreadingHTTPServer):
     # requests already being handled are drained in Server.stop.
     daemon_threads = True
     allow_reuse_address = False  # a port in use is an error, not silently shared
+
+    @property
+    def model(self):
+        """The ``ServedModel`` new requests get (``models`` holds the versions)."""
+        return self.models.current

@@ -11,6 +11,7 @@ from tensorflow.core.framework import types_pb2
 from keras_attention.export.saved_model import resolve_version
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
 from keras_attention.serving import b64
+from keras_attention.export.warmup import WARMUP_FILE, read_warmup_requests
 from keras_attention.serving.errors import RequestError
 
 
@@ -60,6 +61,12 @@ class ServedModel:
             version folder holding ``saved_model.pb``.
         name: the name in the URLs; default the model folder's name.
         max_string_length: most characters in one input string.
+
+    Attributes:
+        warmup_requests: how many of the version's warmup records
+            (``assets.extra/tf_serving_warmup_requests``) were run at load,
+            as TF Serving does before a version is AVAILABLE; a failing one
+            fails the load.
     """
 
     def __init__(self, path, name=None, max_string_length=4096):
@@ -81,6 +88,21 @@ class ServedModel:
         if not self.signatures:
             raise ValueError(f"SavedModel '{self.path}' has no signatures; export it with "
                              "keras_attention.export.export_saved_model.")
+        self.warmup_requests = self._warm_up()
+
+    def _warm_up(self):
+        requests = read_warmup_requests(self.path)
+        for number, (signature_name, inputs) in enumerate(requests, 1):
+            where = f"warmup request {number} of '{os.path.join(self.path, WARMUP_FILE)}'"
+            if signature_name not in self.signatures:
+                raise ValueError(f"{where} names signature '{signature_name}', which the model "
+                                 "lacks; export again or delete the file.")
+            try:
+                self.signatures[signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+            except (tf.errors.OpError, ValueError, TypeError) as error:
+                raise ValueError(f"{where} failed: {_model_error(error)}; export again or "
+                                 "delete the file.") from None
+        return len(requests)
 
     def input_specs(self, signature_name):
         return self._signature(signature_name).structured_input_signature[1]

@@ -28,6 +28,10 @@ adds them, masked (see ``redact.py``).
 With ``ServerConfig.grpc_port`` set, TF Serving's gRPC ``PredictionService``
 (Predict, GetModelMetadata) is served too, on ``grpc_address``; see
 ``grpc_service.py``.
+
+A model folder is checked for a new version every ``poll_seconds``; it is
+loaded (warmup records run) while the old one serves, then switched to, the
+old one drained and released (``versions.py``; one JSON line per event).
 """
 
 import errno
@@ -38,7 +42,7 @@ import threading
 from keras_attention.serving.config import ServerConfig
 from keras_attention.serving.http import Handler, HTTPServer, InFlight
 from keras_attention.serving.metrics import RequestMetrics
-from keras_attention.serving.model import ServedModel
+from keras_attention.serving.versions import ModelVersions
 
 DRAIN_SECONDS = 10.0  # Server.stop waits this long at most for requests being handled
 
@@ -52,7 +56,8 @@ class Server:
 
     Args:
         path: a model folder (``saved_models/<name>``: its highest numbered
-            version is served) or one version folder.
+            version is served, a new one picked up every
+            ``config.poll_seconds``) or one version folder.
         config: a ``ServerConfig``.
         name: the model name in the URLs; default the model folder's name.
         log_stream: where the JSON request lines go; default ``sys.stderr``.
@@ -60,20 +65,23 @@ class Server:
 
     def __init__(self, path, config=None, name=None, log_stream=None):
         self.config = config or ServerConfig()
-        self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length)
         self.metrics = RequestMetrics(self.config.health)
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
+        self.models = ModelVersions(path, name=name,
+                                    max_string_length=self.config.max_string_length,
+                                    poll_seconds=self.config.poll_seconds, log=self._log)
         self._thread = None
         try:
             self._httpd = HTTPServer((self.config.host, self.config.port), Handler)
         except OSError as error:
+            self.models.close()
             if error.errno == errno.EADDRINUSE:
                 raise OSError(f"port {self.config.port} on {self.config.host} is already in "
                               "use; pick another with --port (0 picks a free one).") from None
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port} "
                           f"({error.strerror}); check --host and --port.") from None
-        self._httpd.model = self.model
+        self._httpd.models = self.models
         self._httpd.config = self.config
         self._httpd.metrics = self.metrics
         self._httpd.log = self._log
@@ -84,10 +92,16 @@ class Server:
             from keras_attention.serving.grpc_service import GrpcServer
 
             try:
-                self._grpc = GrpcServer(self.model, self.config, self.metrics, self._log)
+                self._grpc = GrpcServer(self.models, self.config, self.metrics, self._log)
             except BaseException:
                 self._httpd.server_close()
+                self.models.close()
                 raise
+
+    @property
+    def model(self):
+        """The ``ServedModel`` of the version serving new requests."""
+        return self.models.current
 
     @property
     def url(self):
@@ -127,6 +141,7 @@ class Server:
             self._thread = None
         self._httpd.in_flight.wait_idle(drain_seconds)
         self._httpd.server_close()
+        self.models.close()
         if self._grpc is not None:
             self._grpc.wait(drain_seconds + 1.0)
 

@@ -28,7 +28,8 @@ def test_help_shows_the_options_and_an_example():
     for text in ("--model", "--output", "--version", "--format", "--beam-size",
                  "--length-penalty", "--n-best", "--max-length", "--max-batch-size",
                  "--probe", "saved_model", "keras-attention export --model runs/dates/model",
-                 "--overwrite", "--debug", "--xla", "--xla_cpu_compilation_enabled=true"):
+                 "--overwrite", "--debug", "--xla", "--xla_cpu_compilation_enabled=true",
+                 "--warmup-input", "batching_parameters.txt"):
         assert text in result.output
     text = " ".join(result.output.split())
     assert "An existing OUTPUT/VERSION is never replaced without --overwrite." in text
@@ -151,6 +152,9 @@ def test_export_starts_from_the_decoding_saved_with_the_model(trained_date_model
     (["--format", "tflite", "--xla"], 2, "--xla applies to --format saved_model; --format "
      "tflite has its own runtime. Drop --xla."),
     (["--format", "ctranslate2", "--xla"], 2, "--xla applies to --format saved_model"),
+    (["--format", "tflite", "--warmup-input", "5 apr 1917"], 2,
+     "--warmup-input applies to --format saved_model (TF Serving's warmup records); drop it "
+     "for --format tflite."),
     (["--format", "tflite", "--max-length", "40"], 1,
      "max_length=40 exceeds what the model can decode (31 = max_sequence_length - 1)"),
 ])
@@ -305,3 +309,39 @@ def test_export_ctranslate2_then_translate_and_evaluate_with_it(trained_date_mod
     assert refused.exit_code == 1
     assert refused.output.strip() == (f"Error: --xla: '{output}' is a CTranslate2 export, "
                                       "which TensorFlow does not run; drop --xla.")
+
+
+def test_export_warms_up_with_the_runs_data_and_writes_batching_parameters(trained_date_model,
+                                                                           tmp_path):
+    from keras_attention.export.warmup import pick_warmup_texts, read_warmup_requests
+    from keras_attention.training import config_from_dict, save_config
+
+    _, folder = trained_date_model
+    run = tmp_path / "run"  # a run folder: config.yaml beside model/
+    os.makedirs(run)
+    os.symlink(folder, run / "model")
+    save_config(config_from_dict({"data": {"train": {"format": "dates", "size": 50,
+                                                     "seed": 1}}}), str(run / "config.yaml"))
+    output = tmp_path / "out"
+    result = invoke("export", "--model", str(run / "model"), "--output", str(output),
+                    "--max-batch-size", "8")
+    assert result.exit_code == 0, result.output
+    assert (f"warmup records from the run's training data ({run / 'config.yaml'}); batching "
+            f"parameters in {output / 'batching_parameters.txt'}") in result.output
+    requests = read_warmup_requests(str(output / "1"))
+    texts = pick_warmup_texts([source for source, _ in date_pairs(50, seed=1)])
+    assert requests[0] == ("serving_default", requests[0][1])
+    assert [t.decode() for t in requests[1][1]["inputs"][:4]] == texts
+    assert (output / "batching_parameters.txt").read_text().startswith(
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 2000 }\n")
+
+
+def test_warmup_texts_given_else_generic(tmp_path):
+    from cli.export import _warmup_texts
+
+    assert _warmup_texts(str(tmp_path / "model"), ("a b", "c")) == (
+        ["a b", "c"], "2 --warmup-input text(s)")
+    assert _warmup_texts(str(tmp_path / "model"), ()) == (
+        None, "generic texts (no run data found; see --warmup-input)")
+    (tmp_path / "config.yaml").write_text("data: {train: {format: tsv, path: gone.tsv}}\n")
+    assert _warmup_texts(str(tmp_path / "model"), ())[0] is None  # data moved: generic

@@ -35,6 +35,8 @@ def test_help_lists_the_options_and_an_example():
                  "--max-string-length", "--grpc-port"):
         assert flag in result.output
     assert "keras-attention serve saved_models/demo --port 8501" in result.output
+    assert "--poll-seconds FLOAT RANGE Check MODEL_DIR this often for a new version" in " ".join(
+        result.output.split())
     assert "serve saved_models/demo --port 8501" in invoke("--help").output
 
 
@@ -142,3 +144,19 @@ def test_real_process_serves_the_printed_curl_and_stops_on_sigint(toy_dir):
     assert stdout == "stopped.\n"
     logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert [(r["method"], r["status"], r["instances"]) for r in logs] == [("POST", 200, 1)]
+
+
+def test_poll_seconds_reaches_the_server(toy_dir, monkeypatch):
+    seen = {}
+
+    def interrupted(self):
+        seen.update(config=self.config.poll_seconds, models=self.models.poll_seconds)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Server, "serve_forever", interrupted)
+    result = invoke("serve", toy_dir, "--port", "0", "--poll-seconds", "0.5")
+    assert result.exit_code == 0, result.output
+    assert seen == {"config": 0.5, "models": 0.5}
+    result = invoke("serve", os.path.join(toy_dir, "1"), "--port", "0", "--poll-seconds", "0.5")
+    assert result.exit_code == 0, result.output
+    assert seen == {"config": 0.5, "models": 0.0}  # a version folder is never polled

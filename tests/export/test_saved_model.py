@@ -31,7 +31,9 @@ def exported(text_module, tmp_path_factory):
 def test_layout_is_versioned_with_metadata_and_no_leftovers(exported):
     directory, path, _ = exported
     assert path == os.path.join(directory, "1")
-    assert sorted(os.listdir(directory)) == ["1"]
+    assert sorted(os.listdir(directory)) == ["1", "batching_parameters.txt"]
+    assert sorted(os.listdir(path)) == ["assets", "assets.extra", "fingerprint.pb",
+                                        METADATA_FILE, "saved_model.pb", "variables"]
     assert os.path.exists(os.path.join(path, "saved_model.pb"))
     with open(os.path.join(path, METADATA_FILE)) as f:
         info = json.load(f)
@@ -70,7 +72,7 @@ def test_export_replaces_an_existing_version_atomically_with_overwrite(text_modu
     marker = os.path.join(directory, "2", "old-marker")
     open(marker, "w").close()
     export_saved_model(text_module, directory, version=2, overwrite=True)
-    assert sorted(os.listdir(directory)) == ["2"]
+    assert sorted(os.listdir(directory)) == ["2", "batching_parameters.txt"]
     assert not os.path.exists(marker)
     assert resolve_version(directory) == os.path.join(directory, "2")
 
@@ -85,7 +87,7 @@ def test_failed_export_leaves_previous_version_and_no_temp(text_module, tmp_path
     monkeypatch.setattr(tf.saved_model, "save", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
         export_saved_model(text_module, directory, version=1, overwrite=True)
-    assert sorted(os.listdir(directory)) == ["1"]
+    assert sorted(os.listdir(directory)) == ["1", "batching_parameters.txt"]
     assert os.path.exists(os.path.join(directory, "1", "saved_model.pb"))
 
 

@@ -136,7 +136,7 @@ def test_unknown_model_version_and_signature_are_not_found(stub):
     assert failure(stub.Predict, request(inputs, name="")) == (
         not_found, "model '' not found; this server serves 'toy' (set model_spec.name).")
     assert failure(stub.Predict, request(inputs, version=2)) == (
-        not_found, "model 'toy' version 2 not found; this server serves version 1.")
+        not_found, "model 'toy' version '2' not found; this server serves version 1.")
     assert failure(stub.Predict, request(inputs, label="stable")) == (
         not_found, "model 'toy' version label 'stable' not found; this server has no labels "
                    "(set model_spec.version to 1 or leave it unset).")
@@ -260,7 +260,7 @@ def test_calls_are_counted_and_logged_like_rest(toy_dir):
         ("gRPC", path + "Predict", 404, "NOT_FOUND", 0),
         ("gRPC", path + "GetModelMetadata", 200, "OK", 0),
         ("POST", "/v1/models/toy:predict", 200, None, 1)]
-    assert lines[1]["error"] == "model 'toy' version 3 not found; this server serves version 1."
+    assert lines[1]["error"] == "model 'toy' version '3' not found; this server serves version 1."
 
 
 def test_authorize_hook_refuses_before_the_call(toy):
@@ -271,7 +271,7 @@ def test_authorize_hook_refuses_before_the_call(toy):
             raise RequestError(403, "token 'wrong' may not call this model.")
         return metadata.get("authorization") == "Bearer secret"
 
-    guarded = GrpcServer(toy.model, LIMITS, metrics, lambda record: None, authorize=authorize)
+    guarded = GrpcServer(toy.models, LIMITS, metrics, lambda record: None, authorize=authorize)
     guarded.start()
     try:
         channel, stub = open_stub(guarded.address)
