@@ -1,6 +1,7 @@
 """``keras-attention serve``: a local TF Serving REST API for an exported model."""
 
 import json
+import shlex
 
 import click
 
@@ -21,31 +22,54 @@ from cli.errors import user_errors
               help="Most instances in one predict request (413 above it).")
 @click.option("--max-string-length", default=4096, show_default=True,
               type=click.IntRange(min=1), help="Most characters in one input string.")
+@click.option("--read-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a connection may stay silent, and the most a request body may take "
+                   "(408); a stalled client is dropped.")
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding a bearer token: every request but /v1/health must send "
+                   "'Authorization: Bearer <token>' (401 otherwise).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None,
+              help="PEM certificate to serve HTTPS with (with --tls-key); or put a TLS proxy "
+                   "in front.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None,
+              help="The certificate's unencrypted PEM private key.")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Listen on a non-loopback --host without --token-file (a proxy or firewall "
+                   "guards the server).")
 @user_errors
-def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length):
+def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length,
+          read_timeout, token_file, tls_cert, tls_key, allow_unauthenticated):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
     numbered version is served). Endpoints: GET /v1/models/NAME (status),
     GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict with
     {"instances": [...]} or {"inputs": ...}, GET /monitoring/metrics (JSON
-    counters). One JSON log line per request goes to stderr; Ctrl-C stops.
+    counters). One JSON log line per request goes to stderr; Ctrl-C or
+    SIGTERM stops (requests being handled finish first).
 
     \b
     Example:
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
     """
-    from keras_attention.serving import Server, ServerConfig
+    from keras_attention.serving import AccessConfig, Server, ServerConfig
+    from keras_attention.serving.signals import stop_on_signals
 
+    # SIGINT and SIGTERM stop the server, also one started with SIGINT ignored (cmd & in a script).
+    click.get_current_context().with_resource(stop_on_signals())
+    access = AccessConfig(token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
+                          allow_unauthenticated=allow_unauthenticated)
     config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
-                          max_batch=max_batch, max_string_length=max_string_length)
+                          max_batch=max_batch, max_string_length=max_string_length,
+                          read_timeout=read_timeout, access=access)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"
     body = json.dumps({"instances": ["the first of may two thousand and nine"]})
     click.echo(f"serving '{model.name}' version {model.version} from {model.path} at {endpoint}")
-    click.echo(f"try: curl -d '{body}' {endpoint}:predict")
+    click.echo(f"try: curl -d '{body}' {endpoint}:predict{_curl_options(token_file, tls_cert)}")
     click.echo("Ctrl-C stops the server.")
     try:
         server.serve_forever()
@@ -54,3 +78,13 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     finally:
         server.stop()
     click.echo("stopped.")
+
+
+def _curl_options(token_file, tls_cert):
+    """The banner's curl options for a token (read by the shell, never printed) and TLS."""
+    options = ""
+    if token_file is not None:
+        options += f' -H "Authorization: Bearer $(cat {shlex.quote(token_file)})"'
+    if tls_cert is not None:
+        options += f" --cacert {shlex.quote(tls_cert)}"
+    return options

@@ -3,6 +3,7 @@
 import dataclasses
 
 from keras_attention import validation
+from keras_attention.serving.auth import AccessConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,6 +16,9 @@ class ServerConfig:
         max_body_bytes: largest request body accepted (413 above it).
         max_batch: most instances in one predict request (413 above it).
         max_string_length: most characters in one input string (413 above it).
+        read_timeout: seconds a connection may send nothing (idle keep-alive,
+            stalled headers) and the most a request body may take (408).
+        access: an ``AccessConfig`` (token, TLS; a non-loopback ``host`` needs a token).
     """
 
     host: str = "127.0.0.1"
@@ -22,6 +26,8 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     max_string_length: int = 4096
+    read_timeout: float = 30.0
+    access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -30,3 +36,7 @@ class ServerConfig:
                              what="an integer in [0, 65535] (0 picks a free one)")
         for field in ("max_body_bytes", "max_batch", "max_string_length"):
             validation.check_positive_int(field, getattr(self, field))
+        validation.check_positive_number("read_timeout", self.read_timeout)
+        if not isinstance(self.access, AccessConfig):
+            raise ValueError(f"access must be an AccessConfig, got {self.access!r}.")
+        self.access.check_host(self.host)

@@ -19,6 +19,12 @@ signature), 404 (unknown model, version or path), 405 (wrong method), 411
 (no Content-Length) or 413 (body, instance count or string over the limits).
 Each request is logged as one JSON line (method, path, status, latency_ms,
 instances).
+
+Access (``ServerConfig.access``): with a token file every path but
+``/v1/health`` needs ``Authorization: Bearer <token>`` (else 401); TLS
+certificate and key serve HTTPS; a non-loopback host without a token is
+refused unless ``allow_unauthenticated``. A connection silent for
+``read_timeout`` seconds is closed, a body slower than that is a 408.
 """
 
 import errno
@@ -53,6 +59,7 @@ class Server:
         self.config = config or ServerConfig()
         self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length)
         self.metrics = RequestMetrics()
+        self.access = self.config.access.load()  # token and TLS files, before the port is taken
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
         self._thread = None
@@ -64,6 +71,8 @@ class Server:
                               "use; pick another with --port (0 picks a free one).") from None
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port} "
                           f"({error.strerror}); check --host and --port.") from None
+        self._httpd.socket = self.access.wrap(self._httpd.socket)
+        self._httpd.access = self.access
         self._httpd.model = self.model
         self._httpd.config = self.config
         self._httpd.metrics = self.metrics
@@ -73,7 +82,7 @@ class Server:
     @property
     def url(self):
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.access.tls else 'http'}://{host}:{port}"
 
     def start(self):
         """Serve from a daemon thread; returns ``self``."""
