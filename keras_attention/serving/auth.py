@@ -103,9 +103,7 @@ class BearerToken:
         except OSError as error:
             raise OSError(f"cannot read token file '{path}' ({error.strerror}); check its "
                           "permissions.") from None
-        if text.endswith("\r\n"):
-            text = text[:-2]
-        elif text.endswith("\n"):
+        if text.endswith("\n"):  # read with universal newlines: "\r\n" is "\n" here
             text = text[:-1]
         return cls(text, path=path)
 

@@ -58,7 +58,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         # http.server's own refusals (bad request line, long headers) as JSON too.
         self.close_connection = True
-        self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
+        message = message or self.responses.get(code, ("error",))[0]
+        self._send(code, {"error": f"{message} ({explain})" if explain else message})
 
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         pass  # one JSON line per request instead, in _handle
