@@ -57,9 +57,9 @@ class Server:
 
     def __init__(self, path, config=None, name=None, log_stream=None):
         self.config = config or ServerConfig()
+        self.access = self.config.access.load()  # token and TLS files, before the slow load
         self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length)
         self.metrics = RequestMetrics()
-        self.access = self.config.access.load()  # token and TLS files, before the port is taken
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
         self._thread = None
