@@ -11,7 +11,8 @@ from cli.errors import user_errors
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind; 0.0.0.0 exposes the server to the network.")
+              help="Interface to bind; 0.0.0.0 exposes the server to the network (then "
+                   "--token-file or --allow-unauthenticated is needed).")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port (TF Serving's REST port); 0 picks a free one.")
 @click.option("--name", default=None,
