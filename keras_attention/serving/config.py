@@ -4,6 +4,7 @@ import dataclasses
 
 from keras_attention import validation
 from keras_attention.serving.health import HealthConfig
+from keras_attention.serving.auth import AccessConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,9 @@ class ServerConfig:
             ``Server.grpc_address``); ``None`` (default): no gRPC.
         poll_seconds: how often a model folder is checked for a new version
             (loaded, then switched to; ``versions.py``); ``0`` never.
+        read_timeout: seconds a connection may send nothing (idle keep-alive,
+            stalled headers) and the most a request body may take (408).
+        access: an ``AccessConfig`` (token, TLS; a non-loopback ``host`` needs a token).
     """
 
     host: str = "127.0.0.1"
@@ -36,6 +40,8 @@ class ServerConfig:
     log_text: bool = False
     grpc_port: int | None = None
     poll_seconds: float = 10.0
+    read_timeout: float = 30.0
+    access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -54,3 +60,7 @@ class ServerConfig:
             raise ValueError(f"grpc_port and port are both {self.port}; give gRPC its own port "
                              "(TF Serving uses 8500 for gRPC and 8501 for REST).")
         validation.check_non_negative_number("poll_seconds", self.poll_seconds)
+        validation.check_positive_number("read_timeout", self.read_timeout)
+        if not isinstance(self.access, AccessConfig):
+            raise ValueError(f"access must be an AccessConfig, got {self.access!r}.")
+        self.access.check_host(self.host)

@@ -22,10 +22,14 @@ grpcio itself with RESOURCE_EXHAUSTED), 501 UNIMPLEMENTED, 500 INTERNAL.
 when OK), so REST and gRPC count alike; the JSON log line has ``"method":
 "gRPC"``, the RPC's path and ``grpc_code``.
 
-Seams for later: ``authorize(metadata) -> bool`` (``metadata``: the call's
-invocation metadata as a dict) runs first in every call, refusing with 401
+Access: ``authorize(metadata) -> bool`` (``metadata``: the call's invocation
+metadata as a dict) runs first in every call, refusing with 401
 UNAUTHENTICATED when it returns false; it may also raise ``RequestError``
-(401/403) with its own message. ``interceptors`` go to ``grpc.server``.
+(401/403) with its own message. ``grpc_access`` builds it from the server's
+bearer token (the ``authorization`` metadata, ``Bearer <token>``, as REST's
+header) and the TLS credentials from its certificate, so ``--token-file``
+and ``--tls-cert`` guard gRPC as they guard REST. ``interceptors`` go to
+``grpc.server``.
 """
 
 import concurrent.futures
@@ -248,10 +252,12 @@ class GrpcServer:
 
     Args:
         models, config, metrics, log, authorize: as ``PredictionServicer``.
+        credentials: ``grpc.ServerCredentials`` to serve TLS with (``None``: plain).
         interceptors: ``grpc.ServerInterceptor``s, run before the servicer.
     """
 
-    def __init__(self, models, config, metrics, log, authorize=None, interceptors=()):
+    def __init__(self, models, config, metrics, log, authorize=None, credentials=None,
+                 interceptors=()):
         self.servicer = PredictionServicer(models, config, metrics, log, authorize=authorize)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=WORKERS, thread_name_prefix="keras-attention-grpc")
@@ -263,7 +269,9 @@ class GrpcServer:
                                                                           self._server)
         host = f"[{config.host}]" if ":" in config.host else config.host
         try:
-            port = self._server.add_insecure_port(f"{host}:{config.grpc_port}")
+            address = f"{host}:{config.grpc_port}"
+            port = (self._server.add_insecure_port(address) if credentials is None
+                    else self._server.add_secure_port(address, credentials))
         except RuntimeError:
             port = 0
         if not port:
@@ -291,6 +299,26 @@ class GrpcServer:
         stopped = self._stopped.wait(timeout) if self._stopped is not None else True
         self._executor.shutdown(wait=False)  # idle workers exit; a running call finishes
         return stopped
+
+
+def grpc_access(config, access):
+    """``(authorize, credentials)`` for ``GrpcServer`` from the server's
+    ``AccessConfig`` and its loaded ``Access``: the bearer token in the
+    ``authorization`` metadata (as REST's header), the same TLS certificate."""
+    authorize = None
+    if access.token is not None:
+        token = access.token
+
+        def authorize(metadata):
+            if not token.accepts(metadata.get("authorization")):
+                raise RequestError(401, "missing or wrong bearer token; send the metadata "
+                                        "('authorization', 'Bearer <the --token-file token>').")
+            return True
+    credentials = None
+    if config.tls_cert is not None:
+        with open(config.tls_key, "rb") as key, open(config.tls_cert, "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+    return authorize, credentials
 
 
 def _bind_error(host, port):

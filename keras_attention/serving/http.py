@@ -4,12 +4,14 @@ thread per connection."""
 import http.server
 import json
 import re
+import sys
 import threading
 import time
 from typing import NamedTuple
 
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
 from keras_attention.serving import redact
+from keras_attention.serving.auth import handshake, unauthorized
 from keras_attention.serving.errors import RequestError
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's
@@ -42,6 +44,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_PATCH(self):
         self._handle("PATCH")
+
+    def do_HEAD(self):  # GET's status and headers, no body
+        self._handle("HEAD")
+
+    def do_OPTIONS(self):  # 405 with Allow, like any method a path does not take
+        self._handle("OPTIONS")
+
+    def __getattr__(self, name):
+        # Any other method (TRACE, FOO): a JSON answer, not http.server's HTML 501.
+        if name.startswith("do_"):
+            return lambda: self._handle(name[3:])
+        raise AttributeError(name)
+
+    def setup(self):
+        self.timeout = self.server.config.read_timeout  # idle keep-alive, stalled headers
+        super().setup()
+        handshake(self.connection)  # TLS: in this connection's thread, under the timeout
+
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own refusals (bad request line, long headers) as JSON too.
+        self.close_connection = True
+        message = message or self.responses.get(code, ("error",))[0]
+        self._send(code, {"error": f"{message} ({explain})" if explain else message})
 
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         pass  # one JSON line per request instead, in _handle
@@ -100,6 +125,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return name if isinstance(name, str) and name in self.server.model.signatures else ""
 
     def _route(self, method, path):
+        header = self.headers.get("Authorization")
+        if not self.server.access.authorized(path, header):
+            message, self._challenge = unauthorized(header)
+            raise RequestError(401, message)
         if path == "/monitoring/metrics":
             self._allow(method, "GET")
             return 200, self.server.metrics.snapshot(), 0
@@ -135,7 +164,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200, model.metadata(), 0
 
     def _allow(self, method, allowed):
-        if method != allowed:
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
             self._allowed = allowed
             raise RequestError(405, f"{method} is not allowed here; use {allowed}.")
 
@@ -156,7 +185,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if length > limit:
             raise RequestError(413, f"request body of {length} bytes is over the limit of "
                                     f"{limit} (--max-body-bytes); send fewer instances.")
-        raw = self.rfile.read(length)
+        raw = self._read_body(length)
         self._body_read = True
         try:
             request = json.loads(raw.decode("utf-8"))
@@ -178,6 +207,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         "(--max-batch); split the request.")
         return request
 
+    def _read_body(self, length):
+        """``length`` bytes of body, all within ``read_timeout`` (else 408)."""
+        timeout = self.server.config.read_timeout
+        deadline = time.monotonic() + timeout
+        chunks, received = [], 0
+        try:
+            while received < length:
+                self.connection.settimeout(max(deadline - time.monotonic(), 1e-3))
+                chunk = self.rfile.read1(min(length - received, 1 << 16))
+                if not chunk:
+                    self.close_connection = True
+                    raise RequestError(400, f"the request body ended after {received} of "
+                                            f"{length} bytes (Content-Length); send it whole.")
+                chunks.append(chunk)
+                received += len(chunk)
+        except TimeoutError:
+            self.close_connection = True
+            raise RequestError(408, f"the request body did not arrive within {timeout:g} s "
+                                    f"(--read-timeout): {received} of {length} bytes; send it "
+                                    "at once or raise --read-timeout.") from None
+        finally:
+            self.connection.settimeout(timeout)
+        return b"".join(chunks)
+
     def _send(self, status, body):
         if isinstance(body, _Raw):
             content_type, payload = body
@@ -189,10 +242,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         if status == 405:
             self.send_header("Allow", getattr(self, "_allowed", "GET"))
+        if status == 401:
+            self.send_header("WWW-Authenticate", getattr(self, "_challenge", "Bearer"))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(payload)
 
 
 class _Raw(NamedTuple):
@@ -253,3 +309,12 @@ class HTTPServer(http.server.ThreadingHTTPServer):
     def model(self):
         """The ``ServedModel`` new requests get (``models`` holds the versions)."""
         return self.models.current
+
+    def handle_error(self, request, client_address):
+        # A connection that failed outside a request (TLS handshake, reset, timeout):
+        # one JSON line instead of a traceback on stderr.
+        failure = sys.exc_info()[1]
+        detail = (str(failure).splitlines() or [""])[0]
+        self.log({"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+                  "client": client_address[0],
+                  "error": f"connection dropped: {type(failure).__name__}: {detail}"})

@@ -32,6 +32,12 @@ With ``ServerConfig.grpc_port`` set, TF Serving's gRPC ``PredictionService``
 A model folder is checked for a new version every ``poll_seconds``; it is
 loaded (warmup records run) while the old one serves, then switched to, the
 old one drained and released (``versions.py``; one JSON line per event).
+
+Access (``ServerConfig.access``): with a token file every path but
+``/v1/health`` needs ``Authorization: Bearer <token>`` (else 401); TLS
+certificate and key serve HTTPS; a non-loopback host without a token is
+refused unless ``allow_unauthenticated``. A connection silent for
+``read_timeout`` seconds is closed, a body slower than that is a 408.
 """
 
 import errno
@@ -65,6 +71,7 @@ class Server:
 
     def __init__(self, path, config=None, name=None, log_stream=None):
         self.config = config or ServerConfig()
+        self.access = self.config.access.load()  # token and TLS files, before the slow load
         self.metrics = RequestMetrics(self.config.health)
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
@@ -81,6 +88,8 @@ class Server:
                               "use; pick another with --port (0 picks a free one).") from None
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port} "
                           f"({error.strerror}); check --host and --port.") from None
+        self._httpd.socket = self.access.wrap(self._httpd.socket)
+        self._httpd.access = self.access
         self._httpd.models = self.models
         self._httpd.config = self.config
         self._httpd.metrics = self.metrics
@@ -89,10 +98,12 @@ class Server:
         self.metrics.prometheus.set_in_flight_function(self._httpd.in_flight.count)
         self._grpc = None
         if self.config.grpc_port is not None:
-            from keras_attention.serving.grpc_service import GrpcServer
+            from keras_attention.serving.grpc_service import GrpcServer, grpc_access
 
             try:
-                self._grpc = GrpcServer(self.models, self.config, self.metrics, self._log)
+                authorize, credentials = grpc_access(self.config.access, self.access)
+                self._grpc = GrpcServer(self.models, self.config, self.metrics, self._log,
+                                        authorize=authorize, credentials=credentials)
             except BaseException:
                 self._httpd.server_close()
                 self.models.close()
@@ -106,7 +117,7 @@ class Server:
     @property
     def url(self):
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.access.tls else 'http'}://{host}:{port}"
 
     @property
     def grpc_address(self):
