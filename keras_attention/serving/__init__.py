@@ -5,6 +5,7 @@ threads, stop), ``ServerConfig``, ``ServedModel`` (JSON <-> signature calls),
 from keras_attention.lazy import lazy_package
 
 __all__ = lazy_package(__name__, {
+    "keras_attention.serving.batching": ("Batcher", "RequestBatching"),
     "keras_attention.serving.config": ("ServerConfig",),
     "keras_attention.serving.errors": ("RequestError",),
     "keras_attention.serving.metrics": ("RequestMetrics",),

@@ -1,14 +1,18 @@
 """``ServedModel``: an exported SavedModel's signatures called with JSON values
 (TF Serving's row and columnar formats), and its status and metadata JSON."""
 
+import dataclasses
+import json
 import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
+from keras_attention.constants import METADATA_FILE
 from keras_attention.export.saved_model import resolve_version
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
+from keras_attention.serving.batching import Batcher
 from keras_attention.serving.errors import RequestError
 
 
@@ -57,9 +61,13 @@ class ServedModel:
             version folder holding ``saved_model.pb``.
         name: the name in the URLs; default the model folder's name.
         max_string_length: most characters in one input string.
+        batching: a ``RequestBatching`` to merge concurrent calls of a
+            signature into one (``batcher``), or ``None`` to call each alone.
+        on_batch: with ``batching``, ``on_batch(signature_name, size)`` after
+            each signature call (see ``Batcher``).
     """
 
-    def __init__(self, path, name=None, max_string_length=4096):
+    def __init__(self, path, name=None, max_string_length=4096, batching=None, on_batch=None):
         import tensorflow_text  # noqa: F401  (registers TF Text ops used by exports)
 
         self.path = resolve_version(path)
@@ -78,6 +86,19 @@ class ServedModel:
         if not self.signatures:
             raise ValueError(f"SavedModel '{self.path}' has no signatures; export it with "
                              "keras_attention.export.export_saved_model.")
+        self.batcher = None
+        if batching is not None:
+            export_limit = _export_max_batch_size(self.path)
+            if export_limit and export_limit < batching.max_batch_size:
+                batching = dataclasses.replace(batching, max_batch_size=export_limit)
+            self.batcher = Batcher(self._run, batching, on_batch=on_batch,
+                                   direct=[key for key in self.signatures
+                                           if not self._batchable(key)])
+
+    def close(self, timeout=None):
+        """Run the requests queued for batching, then stop its threads."""
+        if self.batcher is not None:
+            self.batcher.stop(timeout)
 
     def input_specs(self, signature_name):
         return self._signature(signature_name).structured_input_signature[1]
@@ -214,9 +235,20 @@ class ServedModel:
                                     "every input one entry per example.")
         return sizes.pop()
 
+    def _batchable(self, signature_name):
+        """Every input and output has an unknown (batch) first dimension."""
+        specs = list(self.input_specs(signature_name).values())
+        specs += list(self.output_specs(signature_name).values())
+        return all(s.shape.rank and s.shape[0] is None for s in specs)
+
+    def _run(self, signature_name, tensors):
+        return self._signature(signature_name)(**tensors)
+
     def _call(self, signature_name, tensors):
         try:
-            return self._signature(signature_name)(**tensors)
+            if self.batcher is not None:
+                return self.batcher.call(signature_name, tensors)
+            return self._run(signature_name, tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise RequestError(400, f"the model rejected the input: {_model_error(error)}")
 
@@ -231,6 +263,16 @@ class ServedModel:
             return next(iter(values.values()))
         count = sizes.pop()
         return [{key: column[i] for key, column in values.items()} for i in range(count)]
+
+
+def _export_max_batch_size(path):
+    """The export's ``max_batch_size`` from its ``keras_attention.json``, or ``None``."""
+    try:
+        with open(os.path.join(path, METADATA_FILE), encoding="utf-8") as f:
+            limit = json.load(f).get("max_batch_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def _model_error(error):

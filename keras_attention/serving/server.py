@@ -2,7 +2,9 @@
 
 Standard library only (``http.server.ThreadingHTTPServer``): one thread per
 connection, each calling the loaded SavedModel signature (TensorFlow runs
-concurrent calls safely). Endpoints, as in TF Serving:
+concurrent calls safely); with ``ServerConfig.batching`` (the default),
+concurrent requests of a signature are merged into one call
+(``keras_attention.serving.batching``). Endpoints, as in TF Serving:
 
 - ``GET /v1/models/<name>[/versions/<v>]``: model status;
 - ``GET /v1/models/<name>[/versions/<v>]/metadata``: signatures with their
@@ -51,7 +53,8 @@ class Server:
 
     def __init__(self, path, config=None, name=None, log_stream=None):
         self.config = config or ServerConfig()
-        self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length)
+        self.model = ServedModel(path, name=name, max_string_length=self.config.max_string_length,
+                                 batching=self.config.batching)
         self.metrics = RequestMetrics()
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
@@ -96,6 +99,7 @@ class Server:
             self._thread.join()
             self._thread = None
         self._httpd.in_flight.wait_idle(drain_seconds)
+        self.model.close(drain_seconds)
         self._httpd.server_close()
 
     def __enter__(self):
