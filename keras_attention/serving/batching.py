@@ -20,8 +20,6 @@ import dataclasses
 import threading
 import time
 
-import numpy as np
-
 from keras_attention import validation
 from keras_attention.serving.errors import RequestError
 
@@ -34,10 +32,14 @@ class RequestBatching:
         max_batch_size: most rows (instances) in one merged call; capped at
             the export's own ``max_batch_size`` when it records one.
         batch_timeout_ms: longest a batch waits for more requests after its
-            first one arrived (``0`` runs whatever is queued at once).
+            first one arrived (``0`` runs whatever is queued at once). Under
+            load it costs nothing (requests queue while a batch runs); at low
+            load a little above zero smooths batch sizes, as TF Serving's
+            batching guide advises.
         num_batch_threads: batches run at the same time (each on its own
-            thread); more than one lets a short-input batch run beside a
-            long one.
+            thread). One makes the largest batches; more let a short-input
+            batch run beside a long one instead of after it (groups are
+            served oldest first either way, so none waits unboundedly).
         max_queued: most requests waiting; above it a request is refused
             with 503 (the server is overloaded).
         length_boundaries: string inputs are grouped by their longest string
@@ -46,7 +48,7 @@ class RequestBatching:
     """
 
     max_batch_size: int = 32
-    batch_timeout_ms: float = 2.0
+    batch_timeout_ms: float = 1.0
     num_batch_threads: int = 1
     max_queued: int = 1024
     length_boundaries: tuple = (64, 256, 1024)
@@ -96,7 +98,8 @@ class Batcher:
         config: a ``RequestBatching``.
         on_batch: optional ``on_batch(signature_name, size)``, called after
             each signature call that returned, with its rows (merged batches,
-            requests run alone and direct calls alike).
+            requests run alone and direct calls alike); also the attribute
+            ``on_batch``, which may be set later.
         direct: signature names never batched (called directly).
     """
 
@@ -105,7 +108,7 @@ class Batcher:
             raise TypeError(f"config must be a RequestBatching, got {type(config).__name__}.")
         self.config = config
         self._run = run
-        self._on_batch = on_batch
+        self.on_batch = on_batch
         self._direct = set(direct)
         self._timeout = config.batch_timeout_ms / 1000.0
         self._queues = {}  # batch key -> deque of _Request, oldest first (insertion order)
@@ -130,8 +133,8 @@ class Batcher:
             if self._stopping:
                 key = None
             elif self._queued >= self.config.max_queued:
-                raise RequestError(503, f"the server is overloaded ({self._queued} requests "
-                                        "queued for batching); retry later.")
+                raise RequestError(503, "the server is overloaded (its batching queue is "
+                                        "full); retry later.")
             else:
                 self._enqueue(key, request)
         if key is None:
@@ -221,8 +224,8 @@ class Batcher:
 
     def _execute(self, signature_name, tensors, rows):
         outputs = self._run(signature_name, tensors)
-        if self._on_batch is not None:
-            self._on_batch(signature_name, rows)
+        if self.on_batch is not None:
+            self.on_batch(signature_name, rows)
         return outputs
 
     def _run_batch(self, batch):

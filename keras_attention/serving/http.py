@@ -186,3 +186,4 @@ class HTTPServer(http.server.ThreadingHTTPServer):
     # requests already being handled are drained in Server.stop.
     daemon_threads = True
     allow_reuse_address = False  # a port in use is an error, not silently shared
+    request_queue_size = 128  # connections waiting for accept(); 5 (the default) drops bursts
