@@ -7,12 +7,13 @@ Starts two ``keras_attention.serving.Server``s on free ports in this process
 ``--requests`` row-format predict requests in total from that many client
 threads over ``urllib`` (a new connection each, as simple clients do), one
 generated date per request (``keras_attention.data.date_pairs``), after
-``--warmup`` untimed ones. Each row reports errors (must be 0), requests/s,
-client-side p50/p90/p99 latency, the server's mean latency (its
-``/monitoring/metrics`` sum over the timed requests), the mean rows per
-signature call (batched) and the exact match of the served outputs with the
-references; ``ratios`` gives batched / unbatched requests/s and p99 per
-client count.
+``--warmup`` untimed ones; ``--rounds`` times over, interleaved, each row
+giving the medians (these machines are shared and noisy). Each row reports
+errors (must be 0) and their kinds, requests/s, client-side p50/p90/p99
+latency, the server's mean latency (its ``/monitoring/metrics`` sum over the
+timed requests), the mean rows per signature call (batched) and the exact
+match of the served outputs with the references; ``ratios`` gives batched /
+unbatched requests/s and p99 per client count.
 
 The clients share this process (and its GIL) with the servers, so the
 figures include the client side's Python time too.
@@ -22,6 +23,7 @@ exist, ``keras-attention demo`` trains and exports one into a temporary
 folder first (``--demo-train-size``, ``--demo-epochs``).
 
     python benchmarks/serve_load.py [--model saved_models/demo] [--clients 1 8 32] [--requests 300]
+        [--rounds 3] [--max-batch-size 32] [--batch-timeout-ms 1]
 """
 
 import argparse
@@ -132,12 +134,36 @@ def load_row(server, texts, targets, clients, warmup):
     }
 
 
+def median_row(rounds):
+    """One row from several rounds: medians of the rates and latencies, sums of errors."""
+    row = dict(rounds[0])
+    median = lambda values: round(float(np.median(values)), 2)  # noqa: E731
+    row["rounds"] = len(rounds)
+    for key in ("errors", "server_errors"):
+        row[key] = sum(r[key] for r in rounds)
+    row["error_kinds"] = dict(sum((collections.Counter(r["error_kinds"]) for r in rounds),
+                                  collections.Counter()))
+    row["requests_per_s"] = median([r["requests_per_s"] for r in rounds])
+    row["requests_per_s_rounds"] = [r["requests_per_s"] for r in rounds]
+    latencies = [r["latency_ms"] for r in rounds if r["latency_ms"]]
+    row["latency_ms"] = {q: median([lat[q] for lat in latencies])
+                         for q in ("p50", "p90", "p99")} if latencies else None
+    row["server_mean_latency_ms"] = median([r["server_mean_latency_ms"] for r in rounds])
+    sizes = [r["mean_batch_rows"] for r in rounds if r["mean_batch_rows"] is not None]
+    row["mean_batch_rows"] = median(sizes) if sizes else None
+    row["exact_match"] = median([r["exact_match"] for r in rounds])
+    del row["seconds"]
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=os.path.join(REPOSITORY, "saved_models", "demo"))
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=300, help="timed requests per row")
     parser.add_argument("--warmup", type=int, default=16, help="untimed requests first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; each row gives their medians")
     parser.add_argument("--max-batch-size", type=int, default=RequestBatching.max_batch_size)
     parser.add_argument("--batch-timeout-ms", type=float,
                         default=RequestBatching.batch_timeout_ms)
@@ -162,12 +188,15 @@ def main():
         texts, targets = zip(*pairs[args.warmup :])
         with Server(model, ServerConfig(port=0, batching=None), log_stream=log) as unbatched, \
                 Server(model, ServerConfig(port=0, batching=batching), log_stream=log) as batched:
-            for clients in args.clients:
-                for server in (unbatched, batched):
-                    rows.append(load_row(server, list(texts), targets, clients, warmup))
-                    progress(json.dumps(rows[-1]))
+            for _ in range(args.rounds):
+                for clients in args.clients:
+                    for server in (unbatched, batched):
+                        rows.append(load_row(server, list(texts), targets, clients, warmup))
+                        progress(json.dumps(rows[-1]))
             path = batched.model.path
 
+    rows = [median_row([r for r in rows if r["clients"] == clients and r["mode"] == mode])
+            for clients in args.clients for mode in ("unbatched", "batched")]
     ratios = {}
     for clients in args.clients:
         plain, merged = (next(r for r in rows if r["clients"] == clients and r["mode"] == mode)

@@ -99,7 +99,8 @@ class Batcher:
         on_batch: optional ``on_batch(signature_name, size)``, called after
             each signature call that returned, with its rows (merged batches,
             requests run alone and direct calls alike); also the attribute
-            ``on_batch``, which may be set later.
+            ``on_batch``, which may be set later. What it raises is ignored
+            (an observer never fails a request).
         direct: signature names never batched (called directly).
     """
 
@@ -224,9 +225,16 @@ class Batcher:
 
     def _execute(self, signature_name, tensors, rows):
         outputs = self._run(signature_name, tensors)
-        if self.on_batch is not None:
-            self.on_batch(signature_name, rows)
+        self._report(signature_name, rows)
         return outputs
+
+    def _report(self, signature_name, rows):
+        if self.on_batch is None:
+            return
+        try:
+            self.on_batch(signature_name, rows)
+        except Exception:  # noqa: BLE001, S110  (an observer never fails a request)
+            pass
 
     def _run_batch(self, batch):
         try:
@@ -258,9 +266,11 @@ class Batcher:
         merged = {name: tf.concat([request.tensors[name] for request in batch], 0)
                   for name in batch[0].tensors}
         try:
-            outputs = self._execute(signature_name, merged, total)
+            outputs = self._run(signature_name, merged)
         except Exception:  # noqa: BLE001  (rerun one by one: each request gets its own error)
             outputs = None
+        else:
+            self._report(signature_name, total)
         if outputs is not None and not all(t.shape.rank and t.shape[0] == total
                                            for t in outputs.values()):
             with self._lock:

@@ -299,3 +299,16 @@ def test_cli_defaults_are_the_configs():
     for flag in ("--no-batching", "--max-batch-size", "--batch-timeout-ms",
                  "--num-batch-threads"):
         assert flag in result.output
+
+
+def test_a_failing_on_batch_never_fails_a_request():
+    recorder = Recorder()
+
+    def broken(signature_name, size):
+        raise RuntimeError("observer bug")
+
+    batcher = Batcher(recorder, RequestBatching(max_batch_size=2, **FULL_ONLY), on_batch=broken)
+    assert concurrently(batcher, [[1], [2]]) == [{"y": [2]}, {"y": [4]}]
+    assert concurrently(batcher, [[3], [4]]) == [{"y": [6]}, {"y": [8]}]  # the thread lives on
+    assert len(recorder.calls) == 2  # merged twice, never rerun
+    batcher.stop(WAIT)
