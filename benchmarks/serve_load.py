@@ -1,4 +1,4 @@
-"""Load test of ``keras-attention serve``, batched vs unbatched: concurrent clients, one sentence each; prints JSON.
+"""Load test of ``keras-attention serve``, batched vs unbatched, concurrent clients; prints JSON.
 
 Starts two ``keras_attention.serving.Server``s on free ports in this process
 (background threads): one with dynamic batching (``--max-batch-size``,

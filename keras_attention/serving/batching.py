@@ -168,7 +168,7 @@ class Batcher:
             tensor = tensors[name]
             parts.append((name, tensor.dtype.name, tuple(tensor.shape[1:])))
             if tensor.dtype.name == "string":
-                longest = max(longest, max(len(b) for b in tensor.numpy().reshape(-1)))
+                longest = max([longest] + [len(b) for b in tensor.numpy().reshape(-1)])
         parts.append(bisect.bisect_left(self.config.length_boundaries, longest))
         return tuple(parts), rows
 

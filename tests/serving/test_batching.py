@@ -57,7 +57,8 @@ def concurrently(batcher, requests, signature="sig"):
 
     def client(i):
         try:
-            outputs = batcher.call(signature, {"x": tf.constant(requests[i])})
+            x = requests[i]
+            outputs = batcher.call(signature, {"x": x if tf.is_tensor(x) else tf.constant(x)})
             results[i] = {k: v.numpy().tolist() for k, v in outputs.items()}
         except Exception as error:  # noqa: BLE001  (the test checks it)
             results[i] = error
@@ -311,4 +312,14 @@ def test_a_failing_on_batch_never_fails_a_request():
     assert concurrently(batcher, [[1], [2]]) == [{"y": [2]}, {"y": [4]}]
     assert concurrently(batcher, [[3], [4]]) == [{"y": [6]}, {"y": [8]}]  # the thread lives on
     assert len(recorder.calls) == 2  # merged twice, never rerun
+    batcher.stop(WAIT)
+
+
+def test_empty_strings_and_empty_rows_are_batched_too():
+    recorder = Recorder()
+    batcher = batcher_for(recorder, max_batch_size=2, **FULL_ONLY)
+    no_strings = tf.constant([[]], dtype=tf.string)  # one row of no strings
+    assert concurrently(batcher, [no_strings, no_strings]) == [{"y": [[]]}, {"y": [[]]}]
+    assert concurrently(batcher, [[""], [""]]) == [{"y": [b""]}, {"y": [b""]}]
+    assert recorder.batches == [("sig", 2), ("sig", 2)]
     batcher.stop(WAIT)
