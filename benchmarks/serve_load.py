@@ -1,22 +1,34 @@
-"""Load test of ``keras-attention serve``: concurrent clients, one sentence each; prints JSON.
+"""Load test of ``keras-attention serve``, batched vs unbatched, concurrent clients; prints JSON.
 
-Starts ``keras_attention.serving.Server`` on a free port in this
-process (a background thread), then ``--clients`` threads send
-``--requests`` row-format predict requests in total over ``urllib`` (a new
-connection each, as simple clients do), one generated date per
-request (``keras_attention.data.date_pairs``). Reports errors (must be 0),
-requests/s, client-side p50/p90/p99 latency, the server's mean latency (its
-``/monitoring/metrics`` sum over the timed requests), and
-the exact match of the served outputs with the references.
+Starts two ``keras_attention.serving.Server``s on free ports in this process
+(background threads): one with dynamic batching (``--max-batch-size``,
+``--batch-timeout-ms``, ``--num-batch-threads``), one without. For each
+``--clients`` count, the unbatched then the batched server get
+``--requests`` row-format predict requests in total from that many client
+threads over ``urllib`` (a new connection each, as simple clients do), one
+generated date per request (``keras_attention.data.date_pairs``), after
+``--warmup`` untimed ones; ``--rounds`` times over, interleaved, each row
+giving the medians (these machines are shared and noisy). Each row reports
+errors (must be 0) and their kinds, requests/s, client-side p50/p90/p99
+latency, the server's mean latency (its ``/monitoring/metrics`` sum over the
+timed requests), the mean rows per signature call (batched) and the exact
+match of the served outputs with the references; ``ratios`` gives batched /
+unbatched requests/s and p99 per client count.
+
+The clients share this process (and its GIL) with the servers, so the
+figures include the client side's Python time too.
 
 The model is ``--model`` (default ``saved_models/demo``); when it does not
 exist, ``keras-attention demo`` trains and exports one into a temporary
 folder first (``--demo-train-size``, ``--demo-epochs``).
 
-    python benchmarks/serve_load.py [--model saved_models/demo] [--clients 8] [--requests 500]
+    python benchmarks/serve_load.py [--model saved_models/demo] [--clients 1 8 32] [--requests 300]
+        [--rounds 3] [--max-batch-size 32] [--batch-timeout-ms 1]
 """
 
 import argparse
+import collections
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,13 +39,18 @@ import time
 import urllib.error
 import urllib.request
 
-from _common import REPOSITORY, machine
+from _common import REPOSITORY, machine, progress
 
 import numpy as np
 import tensorflow as tf
 
 from keras_attention.data import date_pairs
-from keras_attention.serving import Server, ServerConfig
+from keras_attention.serving import RequestBatching, Server, ServerConfig
+
+
+ERRORS = collections.Counter()  # client-side failures by kind, per row
+ERRORS_LOCK = threading.Lock()
+
 
 def demo_model(directory, train_size, epochs):
     """Train and export the demo model into ``directory``; returns its path."""
@@ -50,14 +67,17 @@ def demo_model(directory, train_size, epochs):
 
 
 def predict(url, text):
-    """``(latency_ms, output or None)`` of one row-format request."""
+    """``(latency_ms, output or None)`` of one row-format request; a failed
+    one's error (class and first line) is counted in ``ERRORS``."""
     body = json.dumps({"instances": [text]}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             prediction = json.loads(response.read())["predictions"][0]
-    except (urllib.error.URLError, OSError, KeyError, ValueError):
+    except (urllib.error.URLError, OSError, KeyError, ValueError) as error:
+        with ERRORS_LOCK:
+            ERRORS[f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"[:120]] += 1
         return (time.perf_counter() - started) * 1000.0, None
     latency = (time.perf_counter() - started) * 1000.0
     return latency, prediction["outputs"] if isinstance(prediction, dict) else prediction
@@ -79,53 +99,123 @@ def run_load(url, texts, clients):
     return results, time.perf_counter() - started
 
 
+def load_row(server, texts, targets, clients, warmup):
+    """One row of the table: ``clients`` threads sending ``texts`` to ``server``."""
+    url = f"{server.url}/v1/models/{server.model.name}:predict"
+    run_load(url, warmup, clients)
+    sizes = []
+    if server.model.batcher is not None:
+        server.model.batcher.on_batch = lambda signature, size: sizes.append(size)
+    ERRORS.clear()
+    before = server.metrics.snapshot()
+    results, seconds = run_load(url, texts, clients)
+    after = server.metrics.snapshot()
+    if server.model.batcher is not None:
+        server.model.batcher.on_batch = None
+    server_ms = after["latency_ms"]["sum"] - before["latency_ms"]["sum"]
+    served = after["requests_total"] - before["requests_total"]
+    latencies = np.array([latency for latency, output in results if output is not None])
+    outputs = [output for _, output in results]
+    correct = sum(output == target for output, target in zip(outputs, targets))
+    return {
+        "mode": "batched" if server.model.batcher is not None else "unbatched",
+        "clients": clients,
+        "requests": len(texts),
+        "errors": sum(output is None for output in outputs),
+        "error_kinds": dict(ERRORS),
+        "server_errors": after["errors_total"] - before["errors_total"],
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(len(texts) / seconds, 1),
+        "latency_ms": {q: round(float(np.percentile(latencies, int(q[1:]))), 2)
+                       for q in ("p50", "p90", "p99")} if len(latencies) else None,
+        "server_mean_latency_ms": round(server_ms / max(1, served), 2),
+        "mean_batch_rows": round(float(np.mean(sizes)), 2) if sizes else None,
+        "exact_match": round(correct / len(texts), 4),
+    }
+
+
+def median_row(rounds):
+    """One row from several rounds: medians of the rates and latencies, sums of errors."""
+    row = dict(rounds[0])
+    median = lambda values: round(float(np.median(values)), 2)  # noqa: E731
+    row["rounds"] = len(rounds)
+    for key in ("errors", "server_errors"):
+        row[key] = sum(r[key] for r in rounds)
+    row["error_kinds"] = dict(sum((collections.Counter(r["error_kinds"]) for r in rounds),
+                                  collections.Counter()))
+    row["requests_per_s"] = median([r["requests_per_s"] for r in rounds])
+    row["requests_per_s_rounds"] = [r["requests_per_s"] for r in rounds]
+    latencies = [r["latency_ms"] for r in rounds if r["latency_ms"]]
+    row["latency_ms"] = {q: median([lat[q] for lat in latencies])
+                         for q in ("p50", "p90", "p99")} if latencies else None
+    row["server_mean_latency_ms"] = median([r["server_mean_latency_ms"] for r in rounds])
+    sizes = [r["mean_batch_rows"] for r in rounds if r["mean_batch_rows"] is not None]
+    row["mean_batch_rows"] = median(sizes) if sizes else None
+    row["exact_match"] = median([r["exact_match"] for r in rounds])
+    del row["seconds"]
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=os.path.join(REPOSITORY, "saved_models", "demo"))
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=300, help="timed requests per row")
     parser.add_argument("--warmup", type=int, default=16, help="untimed requests first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; each row gives their medians")
+    parser.add_argument("--max-batch-size", type=int, default=RequestBatching.max_batch_size)
+    parser.add_argument("--batch-timeout-ms", type=float,
+                        default=RequestBatching.batch_timeout_ms)
+    parser.add_argument("--num-batch-threads", type=int,
+                        default=RequestBatching.num_batch_threads)
     parser.add_argument("--seed", type=int, default=123)
-    parser.add_argument("--demo-train-size", type=int, default=4000)
-    parser.add_argument("--demo-epochs", type=int, default=3)
+    parser.add_argument("--demo-train-size", type=int, default=2000)
+    parser.add_argument("--demo-epochs", type=int, default=2)
     args = parser.parse_args()
+    batching = RequestBatching(max_batch_size=args.max_batch_size,
+                               batch_timeout_ms=args.batch_timeout_ms,
+                               num_batch_threads=args.num_batch_threads)
 
-    with tempfile.TemporaryDirectory() as scratch:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch, open(os.devnull, "w") as log:
         model = args.model
         trained_here = not os.path.isdir(model)
         if trained_here:
             model = demo_model(scratch, args.demo_train_size, args.demo_epochs)
         pairs = date_pairs(args.requests + args.warmup, seed=args.seed)
-        warmup, timed = pairs[: args.warmup], pairs[args.warmup :]
-        with open(os.devnull, "w") as log, Server(model, ServerConfig(port=0),
-                                                   log_stream=log) as server:
-            url = f"{server.url}/v1/models/{server.model.name}:predict"
-            run_load(url, [s for s, _ in warmup], args.clients)
-            before = server.metrics.snapshot()
-            results, seconds = run_load(url, [s for s, _ in timed], args.clients)
-            after = server.metrics.snapshot()
+        warmup = [s for s, _ in pairs[: args.warmup]]
+        texts, targets = zip(*pairs[args.warmup :])
+        with Server(model, ServerConfig(port=0, batching=None), log_stream=log) as unbatched, \
+                Server(model, ServerConfig(port=0, batching=batching), log_stream=log) as batched:
+            for _ in range(args.rounds):
+                for clients in args.clients:
+                    for server in (unbatched, batched):
+                        rows.append(load_row(server, list(texts), targets, clients, warmup))
+                        progress(json.dumps(rows[-1]))
+            path = batched.model.path
 
-    server_ms = after["latency_ms"]["sum"] - before["latency_ms"]["sum"]
-    served = after["requests_total"] - before["requests_total"]
-    latencies = np.array([latency for latency, output in results if output is not None])
-    outputs = [output for _, output in results]
-    errors = sum(output is None for output in outputs)
-    correct = sum(output == target for output, (_, target) in zip(outputs, timed))
+    rows = [median_row([r for r in rows if r["clients"] == clients and r["mode"] == mode])
+            for clients in args.clients for mode in ("unbatched", "batched")]
+    ratios = {}
+    for clients in args.clients:
+        plain, merged = (next(r for r in rows if r["clients"] == clients and r["mode"] == mode)
+                         for mode in ("unbatched", "batched"))
+        ratios[str(clients)] = {
+            "requests_per_s": round(merged["requests_per_s"] / plain["requests_per_s"], 2),
+            "p99": round(merged["latency_ms"]["p99"] / plain["latency_ms"]["p99"], 2)
+            if merged["latency_ms"] and plain["latency_ms"] else None,
+        }
+    errors = sum(r["errors"] + r["server_errors"] for r in rows)
     print(json.dumps({
         "benchmark": "serve_load",
-        "model": os.path.relpath(server.model.path, REPOSITORY) if not trained_here
+        "model": os.path.relpath(path, REPOSITORY) if not trained_here
         else f"demo trained here ({args.demo_train_size} pairs, {args.demo_epochs} epochs)",
-        "clients": args.clients,
-        "requests": len(timed),
+        "batching": dataclasses.asdict(batching),
         "instances_per_request": 1,
+        "rows": rows,
+        "ratios_batched_over_unbatched": ratios,
         "errors": errors,
-        "server_errors": after["errors_total"] - before["errors_total"],
-        "seconds": round(seconds, 3),
-        "requests_per_s": round(len(timed) / seconds, 1),
-        "latency_ms": {q: round(float(np.percentile(latencies, int(q[1:]))), 2)
-                       for q in ("p50", "p90", "p99")} if len(latencies) else None,
-        "server_mean_latency_ms": round(server_ms / max(1, served), 2),
-        "exact_match": round(correct / len(timed), 4),
         "device": "cpu",
         **machine(tf),
     }, indent=2))

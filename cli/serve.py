@@ -20,7 +20,8 @@ from cli.errors import user_errors
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
               help="Largest request body (413 above it) or gRPC message accepted.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Most instances in one predict request (413 above it).")
+              help="Most instances in one predict request (413 above it); "
+                   "--max-batch-size limits a merged call.")
 @click.option("--max-string-length", default=4096, show_default=True,
               type=click.IntRange(min=1), help="Most characters in one input string.")
 @click.option("--log-text", is_flag=True,
@@ -59,10 +60,20 @@ from cli.errors import user_errors
 @click.option("--allow-unauthenticated", is_flag=True,
               help="Listen on a non-loopback --host without --token-file (a proxy or firewall "
                    "guards the server).")
+@click.option("--batching/--no-batching", default=True, show_default=True,
+              help="Dynamic batching: merge concurrent requests of a signature into one "
+                   "model call (grouped by input length), split back per request.")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Dynamic batching: most instances in one merged model call, from all "
+                   "concurrent requests together (capped at the export's own max batch "
+                   "size); --max-batch limits one request.")
+@click.option("--batch-timeout-ms", default=1.0, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Dynamic batching: longest a merged call waits for more requests.")
+@click.option("--num-batch-threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Dynamic batching: merged calls run at the same time.")
 @user_errors
-def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_length, log_text,
-          health_max_error_rate, health_max_p99_ms, health_window_seconds, grpc_port,
-          poll_seconds, read_timeout, token_file, tls_cert, tls_key, allow_unauthenticated):
+def serve(model_dir, name, **settings):
     """Serve an exported SavedModel over the TF Serving REST API.
 
     MODEL_DIR is a model folder such as saved_models/demo (its highest
@@ -73,9 +84,10 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     counters), GET /monitoring/prometheus/metrics (Prometheus text), GET
     /v1/health (ok or degraded). One JSON log line per request goes to
     stderr; Ctrl-C or SIGTERM stops (requests being handled finish first).
-    String inputs may be {"b64": "<base64>"} (bytes); string outputs named
-    *_bytes come back so. --grpc-port adds TF Serving's gRPC API, for
-    tensorflow_serving.apis.prediction_service_pb2_grpc.PredictionServiceStub.
+    Concurrent requests are merged into one model call (--no-batching turns
+    it off). String inputs may be {"b64": "<base64>"} (bytes); string
+    outputs named *_bytes come back so. --grpc-port adds TF Serving's gRPC
+    API, for tensorflow_serving.apis.prediction_service_pb2_grpc.PredictionServiceStub.
 
     \b
     Example:
@@ -83,25 +95,18 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
       keras-attention serve saved_models/demo --grpc-port 8500
     """
-    from keras_attention.serving import AccessConfig, HealthConfig, Server, ServerConfig
+    from keras_attention.serving import Server
     from keras_attention.serving.signals import stop_on_signals
 
     # SIGINT and SIGTERM stop the server, also one started with SIGINT ignored (cmd & in a script).
     click.get_current_context().with_resource(stop_on_signals())
-    health = HealthConfig(max_error_rate=health_max_error_rate, max_p99_ms=health_max_p99_ms,
-                          window_seconds=health_window_seconds)
-    access = AccessConfig(token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
-                          allow_unauthenticated=allow_unauthenticated)
-    config = ServerConfig(host=host, port=port, max_body_bytes=max_body_bytes,
-                          max_batch=max_batch, max_string_length=max_string_length,
-                          health=health, log_text=log_text, grpc_port=grpc_port,
-                          poll_seconds=poll_seconds, read_timeout=read_timeout, access=access)
+    config = _server_config(settings)
     server = Server(model_dir, config, name=name)
     model = server.model
     endpoint = f"{server.url}/v1/models/{model.name}"
     body = json.dumps({"instances": ["the first of may two thousand and nine"]})
     click.echo(f"serving '{model.name}' version {model.version} from {model.path} at {endpoint}")
-    click.echo(f"try: curl -d '{body}' {endpoint}:predict{_curl_options(token_file, tls_cert)}")
+    click.echo(f"try: curl -d '{body}' {endpoint}:predict{_curl_options(config.access)}")
     if server.grpc_address is not None:
         from keras_attention.serving.grpc_service import client_example
 
@@ -118,11 +123,27 @@ def serve(model_dir, host, port, name, max_body_bytes, max_batch, max_string_len
     click.echo("stopped.")
 
 
-def _curl_options(token_file, tls_cert):
+def _curl_options(access):
     """The banner's curl options for a token (read by the shell, never printed) and TLS."""
     options = ""
-    if token_file is not None:
-        options += f' -H "Authorization: Bearer $(cat {shlex.quote(token_file)})"'
-    if tls_cert is not None:
-        options += f" --cacert {shlex.quote(tls_cert)}"
+    if access.token_file is not None:
+        options += f' -H "Authorization: Bearer $(cat {shlex.quote(access.token_file)})"'
+    if access.tls_cert is not None:
+        options += f" --cacert {shlex.quote(access.tls_cert)}"
     return options
+
+
+def _server_config(settings):
+    """The ``ServerConfig`` of the command's options, grouped as its parts are."""
+    from keras_attention.serving import AccessConfig, HealthConfig, RequestBatching, ServerConfig
+
+    def take(*names):
+        return {key: settings.pop(key) for key in names}
+
+    health = take("health_max_error_rate", "health_max_p99_ms", "health_window_seconds")
+    access = take("token_file", "tls_cert", "tls_key", "allow_unauthenticated")
+    batching = take("batching", "max_batch_size", "batch_timeout_ms", "num_batch_threads")
+    merged = RequestBatching(**batching) if batching.pop("batching") else None
+    return ServerConfig(**settings, batching=merged, access=AccessConfig(**access),
+                        health=HealthConfig(**{key.removeprefix("health_"): value
+                                               for key, value in health.items()}))

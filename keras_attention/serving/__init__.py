@@ -7,6 +7,7 @@ from keras_attention.lazy import lazy_package
 
 __all__ = lazy_package(__name__, {
     "keras_attention.serving.auth": ("AccessConfig", "BearerToken"),
+    "keras_attention.serving.batching": ("Batcher", "RequestBatching"),
     "keras_attention.serving.config": ("ServerConfig",),
     "keras_attention.serving.errors": ("RequestError",),
     "keras_attention.serving.health": ("HealthConfig",),

@@ -3,8 +3,9 @@
 import dataclasses
 
 from keras_attention import validation
-from keras_attention.serving.health import HealthConfig
 from keras_attention.serving.auth import AccessConfig
+from keras_attention.serving.batching import RequestBatching
+from keras_attention.serving.health import HealthConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ServerConfig:
         read_timeout: seconds a connection may send nothing (idle keep-alive,
             stalled headers) and the most a request body may take (408).
         access: an ``AccessConfig`` (token, TLS; a non-loopback ``host`` needs a token).
+        batching: a ``RequestBatching`` merging concurrent requests of a
+            signature into one call, or ``None`` to run each request alone.
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +45,7 @@ class ServerConfig:
     poll_seconds: float = 10.0
     read_timeout: float = 30.0
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
+    batching: RequestBatching | None = RequestBatching()
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host:
@@ -64,3 +68,6 @@ class ServerConfig:
         if not isinstance(self.access, AccessConfig):
             raise ValueError(f"access must be an AccessConfig, got {self.access!r}.")
         self.access.check_host(self.host)
+        if self.batching is not None and not isinstance(self.batching, RequestBatching):
+            raise ValueError(f"batching must be a RequestBatching or None, got "
+                             f"{type(self.batching).__name__}.")

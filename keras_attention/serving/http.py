@@ -154,8 +154,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._allow(method, "POST")
             with models.acquire(match["version"]) as model:  # a version switch lets it finish
                 response, instances = model.predict(self._read_json())
-            # One executed batch per predict call, until a batcher reports its own (on_batch).
-            self.server.metrics.record_batch(self._signature_label(), instances)
             return 200, response, instances
         self._allow(method, "GET")
         if not match["metadata"]:
@@ -304,6 +302,7 @@ class HTTPServer(http.server.ThreadingHTTPServer):
     # requests already being handled are drained in Server.stop.
     daemon_threads = True
     allow_reuse_address = False  # a port in use is an error, not silently shared
+    request_queue_size = 128  # connections waiting for accept(); 5 (the default) drops bursts
 
     @property
     def model(self):

@@ -1,6 +1,8 @@
 """``ServedModel``: an exported SavedModel's signatures called with JSON values
 (TF Serving's row and columnar formats), and its status and metadata JSON."""
 
+import dataclasses
+import json
 import os
 import re
 
@@ -8,10 +10,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
+from keras_attention.constants import METADATA_FILE
 from keras_attention.export.saved_model import resolve_version
 from keras_attention.export.signatures import DEFAULT_SIGNATURE
-from keras_attention.serving import b64
 from keras_attention.export.warmup import WARMUP_FILE, read_warmup_requests
+from keras_attention.serving import b64
+from keras_attention.serving.batching import Batcher
 from keras_attention.serving.errors import RequestError
 
 
@@ -61,6 +65,11 @@ class ServedModel:
             version folder holding ``saved_model.pb``.
         name: the name in the URLs; default the model folder's name.
         max_string_length: most characters in one input string.
+        batching: a ``RequestBatching`` to merge concurrent calls of a
+            signature into one (``batcher``), or ``None`` to call each alone.
+        on_batch: ``on_batch(signature_name, size)`` after each signature
+            call (a merged batch with ``batching``, see ``Batcher``; else
+            each request).
 
     Attributes:
         warmup_requests: how many of the version's warmup records
@@ -69,7 +78,7 @@ class ServedModel:
             fails the load.
     """
 
-    def __init__(self, path, name=None, max_string_length=4096):
+    def __init__(self, path, name=None, max_string_length=4096, batching=None, on_batch=None):
         import tensorflow_text  # noqa: F401  (registers TF Text ops used by exports)
 
         self.path = resolve_version(path)
@@ -89,6 +98,24 @@ class ServedModel:
             raise ValueError(f"SavedModel '{self.path}' has no signatures; export it with "
                              "keras_attention.export.export_saved_model.")
         self.warmup_requests = self._warm_up()
+        self._on_batch = on_batch
+        self.batcher = None
+        if batching is not None:
+            export_limit = _export_max_batch_size(self.path)
+            if export_limit and export_limit < batching.max_batch_size:
+                batching = dataclasses.replace(batching, max_batch_size=export_limit)
+            self.batcher = Batcher(self._run, batching, on_batch=on_batch,
+                                   direct=[key for key in self.signatures
+                                           if not self._batchable(key)])
+
+    def close(self, timeout=None):
+        """Run the requests queued for batching, then stop its threads."""
+        if self.batcher is not None:
+            self.batcher.stop(timeout)
+
+    def queue_depth(self):
+        """Requests waiting to be merged into a batch (0 without batching)."""
+        return 0 if self.batcher is None else self.batcher.queue_depth()
 
     def _warm_up(self):
         requests = read_warmup_requests(self.path)
@@ -276,9 +303,23 @@ class ServedModel:
                                     "every input one entry per example.")
         return sizes.pop()
 
+    def _batchable(self, signature_name):
+        """Every input and output has an unknown (batch) first dimension."""
+        specs = list(self.input_specs(signature_name).values())
+        specs += list(self.output_specs(signature_name).values())
+        return all(s.shape.rank and s.shape[0] is None for s in specs)
+
+    def _run(self, signature_name, tensors):
+        return self._signature(signature_name)(**tensors)
+
     def _call(self, signature_name, tensors):
         try:
-            return self._signature(signature_name)(**tensors)
+            if self.batcher is not None:
+                return self.batcher.call(signature_name, tensors)
+            outputs = self._run(signature_name, tensors)
+            if self._on_batch is not None:  # each request is its own batch
+                self._on_batch(signature_name, _rows(tensors))
+            return outputs
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise RequestError(400, f"the model rejected the input: {_model_error(error)}",
                                log_message="the model rejected the input: "
@@ -295,6 +336,21 @@ class ServedModel:
             return next(iter(values.values()))
         count = sizes.pop()
         return [{key: column[i] for key, column in values.items()} for i in range(count)]
+
+
+def _rows(tensors):
+    first = next(iter(tensors.values()), None)
+    return int(first.shape[0]) if first is not None and first.shape.rank else 1
+
+
+def _export_max_batch_size(path):
+    """The export's ``max_batch_size`` from its ``keras_attention.json``, or ``None``."""
+    try:
+        with open(os.path.join(path, METADATA_FILE), encoding="utf-8") as f:
+            limit = json.load(f).get("max_batch_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def _model_error(error):

@@ -2,7 +2,9 @@
 
 Standard library only (``http.server.ThreadingHTTPServer``): one thread per
 connection, each calling the loaded SavedModel signature (TensorFlow runs
-concurrent calls safely). Endpoints, as in TF Serving:
+concurrent calls safely); with ``ServerConfig.batching`` (the default),
+concurrent requests of a signature are merged into one call
+(``keras_attention.serving.batching``). Endpoints, as in TF Serving:
 
 - ``GET /v1/models/<name>[/versions/<v>]``: model status;
 - ``GET /v1/models/<name>[/versions/<v>]/metadata``: signatures with their
@@ -48,6 +50,7 @@ import threading
 from keras_attention.serving.config import ServerConfig
 from keras_attention.serving.http import Handler, HTTPServer, InFlight
 from keras_attention.serving.metrics import RequestMetrics
+from keras_attention.serving.model import ServedModel
 from keras_attention.serving.versions import ModelVersions
 
 DRAIN_SECONDS = 10.0  # Server.stop waits this long at most for requests being handled
@@ -75,9 +78,9 @@ class Server:
         self.metrics = RequestMetrics(self.config.health)
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
-        self.models = ModelVersions(path, name=name,
-                                    max_string_length=self.config.max_string_length,
+        self.models = ModelVersions(path, name=name, open_model=self._open_model,
                                     poll_seconds=self.config.poll_seconds, log=self._log)
+        self.metrics.set_queue_depth_function(lambda: self.models.current.queue_depth())
         self._thread = None
         try:
             self._httpd = HTTPServer((self.config.host, self.config.port), Handler)
@@ -108,6 +111,11 @@ class Server:
                 self._httpd.server_close()
                 self.models.close()
                 raise
+
+    def _open_model(self, path, name):
+        """One version as served: the request limits, batching, batch metrics."""
+        return ServedModel(path, name=name, max_string_length=self.config.max_string_length,
+                           batching=self.config.batching, on_batch=self.metrics.record_batch)
 
     @property
     def model(self):
@@ -152,7 +160,7 @@ class Server:
             self._thread = None
         self._httpd.in_flight.wait_idle(drain_seconds)
         self._httpd.server_close()
-        self.models.close()
+        self.models.close(drain_seconds)
         if self._grpc is not None:
             self._grpc.wait(drain_seconds + 1.0)
 

@@ -64,16 +64,19 @@ class ModelVersions:
         path: a model folder (numbered version folders; polled) or one
             version folder (served alone).
         name: the model name in the URLs; default the model folder's name.
-        max_string_length: passed to each ``ServedModel``.
+        open_model: ``open_model(version_path, name)`` loads one version
+            (default ``ServedModel`` with its defaults); ``close()`` is
+            called on a version once released.
         poll_seconds: how often the model folder is checked for a new
             version; ``0`` never.
         log: called with one JSON-able dict per version event.
     """
 
-    def __init__(self, path, name=None, max_string_length=4096, poll_seconds=10.0, log=None):
-        first = ServedModel(path, name=name, max_string_length=max_string_length)
+    def __init__(self, path, name=None, open_model=None, poll_seconds=10.0, log=None):
+        self._open = open_model or (lambda version_path, model_name: ServedModel(
+            version_path, name=model_name))
+        first = self._open(path, name)
         self.name = first.name
-        self.max_string_length = max_string_length
         single = os.path.exists(os.path.join(path, SAVED_MODEL_FILE))
         self.directory = None if single else path
         self.poll_seconds = 0.0 if single else float(poll_seconds)
@@ -112,8 +115,7 @@ class ModelVersions:
             with self._lock:
                 held.users -= 1
                 released = self._release_if_idle(held)
-            if released:
-                self._event("version_unloaded", held.version)
+            self._unloaded(held.version, released)
 
     def status(self, version=None):
         """TF Serving's model status JSON: every version known, newest first
@@ -155,7 +157,7 @@ class ModelVersions:
             self._states[version] = ("LOADING", "")
         started = time.perf_counter()
         try:
-            model = ServedModel(path, name=self.name, max_string_length=self.max_string_length)
+            model = self._open(path, self.name)
         except Exception as error:  # noqa: BLE001  (the old version keeps serving)
             self._failed[version] = fingerprint
             with self._lock:
@@ -173,24 +175,31 @@ class ModelVersions:
         self._event("version_available", version, replaced=old.version,
                     load_seconds=round(time.perf_counter() - started, 3),
                     warmup_requests=model.warmup_requests)
-        if released:
-            self._event("version_unloaded", old.version)
+        self._unloaded(old.version, released)
         return version
 
     def close(self, timeout=10.0):
-        """Stop polling (a load in progress finishes first, up to ``timeout``)."""
+        """Stop polling (a load in progress finishes first, up to ``timeout``),
+        then close the serving version (its queued requests run first)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.current.close(timeout)
 
     def _release_if_idle(self, held):
-        """Under the lock: drop a retired version nobody uses; True if dropped."""
+        """Under the lock: drop a retired version nobody uses; the dropped
+        ``ServedModel`` (to close outside the lock), else ``None``."""
         if not held.retired or held.users or held.model is None:
-            return False
-        held.model = None  # the last reference: TensorFlow frees it
+            return None
+        model, held.model = held.model, None  # the last reference: TensorFlow frees it
         self._states[held.version] = ("END", "")
-        return True
+        return model
+
+    def _unloaded(self, version, model):
+        if model is not None:
+            model.close()
+            self._event("version_unloaded", version)
 
     def _poll_forever(self):
         while not self._stop.wait(self.poll_seconds):
