@@ -7,14 +7,15 @@ proto that ``tensorflow_model_server --enable_batching
 (``tensorflow.serving.BatchingParameters``)::
 
     max_batch_size { value: 64 }
-    batch_timeout_micros { value: 2000 }
+    batch_timeout_micros { value: 1000 }
     max_enqueued_batches { value: 8 }
     num_batch_threads { value: 2 }
 
 The values follow TF Serving's batching guide for CPU serving, sized to the
 export: ``max_batch_size`` is the module's (a larger batch fails in the
 graph), one batch thread per CPU core of the exporting machine (edit the
-file for another), a 2 ms timeout (the guide's 1-10 ms range: a short wait
+file for another), a 1 ms timeout (as ``keras-attention serve``'s default,
+which the load benchmark measured; the guide's 1-10 ms range: a short wait
 against decoding that takes tens of milliseconds), at most 4 batches queued
 per thread (beyond that TF Serving answers UNAVAILABLE at once rather than
 letting latency grow) and, for ``--xla`` exports, ``allowed_batch_sizes``
@@ -30,7 +31,7 @@ from keras_attention import validation
 from keras_attention.atomic import write_atomically
 
 BATCHING_FILE = "batching_parameters.txt"
-BATCH_TIMEOUT_MICROS = 2000
+BATCH_TIMEOUT_MICROS = 1000  # serving.batching.RequestBatching's default too
 ENQUEUED_BATCHES_PER_THREAD = 4
 
 

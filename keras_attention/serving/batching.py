@@ -21,6 +21,7 @@ import threading
 import time
 
 from keras_attention import validation
+from keras_attention.export.batching import BATCH_TIMEOUT_MICROS
 from keras_attention.serving.errors import RequestError
 
 
@@ -48,7 +49,7 @@ class RequestBatching:
     """
 
     max_batch_size: int = 32
-    batch_timeout_ms: float = 1.0
+    batch_timeout_ms: float = BATCH_TIMEOUT_MICROS / 1000.0  # as batching_parameters.txt
     num_batch_threads: int = 1
     max_queued: int = 1024
     length_boundaries: tuple = (64, 256, 1024)

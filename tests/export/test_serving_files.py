@@ -185,7 +185,7 @@ def test_batching_parameters_file_parses_with_the_export_values(exported):
         parsed = _parse(f.read())
     threads = len(os.sched_getaffinity(0))
     assert parsed.max_batch_size.value == 64  # the module's max_batch_size
-    assert parsed.batch_timeout_micros.value == 2000
+    assert parsed.batch_timeout_micros.value == 1000
     assert parsed.num_batch_threads.value == threads
     assert parsed.max_enqueued_batches.value == 4 * threads
     assert list(parsed.allowed_batch_sizes) == []  # no padding without XLA
