@@ -110,7 +110,8 @@ def serve(model_dir, name, **settings):
     if server.grpc_address is not None:
         from keras_attention.serving.grpc_service import client_example
 
-        code = client_example(server.grpc_address, model, json.loads(body)["instances"][0])
+        code = client_example(server.grpc_address, model, json.loads(body)["instances"][0],
+                              config.access)
         click.echo(f"gRPC (TF Serving's PredictionService) at {server.grpc_address}")
         click.echo(f'try: python -c "{code}"')
     click.echo("Ctrl-C stops the server.")

@@ -336,14 +336,24 @@ def _bind_error(host, port):
                    f"{f' ({reason})' if reason else ''}; check --host and --grpc-port.")
 
 
-def client_example(address, model, text):
+def client_example(address, model, text, access=None):
     """A one-line Python program that sends ``text`` to ``model``'s
     ``serving_default`` with TF Serving's own stub (as ``serve --grpc-port``
-    prints it)."""
+    prints it); with ``access`` (an ``AccessConfig``) it reads the token
+    file into the call's metadata and trusts the TLS certificate."""
     specs = (model.input_specs(DEFAULT_SIGNATURE) if DEFAULT_SIGNATURE in model.signatures
              else {"inputs": None})
+    channel = f"grpc.insecure_channel({address!r})"
+    if access is not None and access.tls_cert is not None:
+        channel = (f"grpc.secure_channel({address.replace('127.0.0.1', 'localhost')!r}, "
+                   "grpc.ssl_channel_credentials(open("
+                   f"{os.path.abspath(access.tls_cert)!r}, 'rb').read()))")
+    metadata = ""
+    if access is not None and access.token_file is not None:
+        metadata = (", metadata=[('authorization', 'Bearer ' + open("
+                    f"{os.path.abspath(access.token_file)!r}).read().strip())]")
     return ("import grpc, tensorflow as tf; from tensorflow_serving.apis import predict_pb2, "
             "prediction_service_pb2_grpc as api; request = predict_pb2.PredictRequest(); "
             f"request.model_spec.name = {model.name!r}; request.inputs[{sorted(specs)[0]!r}]"
             f".CopyFrom(tf.make_tensor_proto([{text!r}])); print(api.PredictionServiceStub("
-            f"grpc.insecure_channel({address!r})).Predict(request, timeout=60))")
+            f"{channel}).Predict(request, timeout=60{metadata}))")

@@ -406,3 +406,17 @@ def test_grpc_needs_the_token_and_serves_tls_with_the_same_certificate(toy_dir, 
                 prediction_service_pb2_grpc.PredictionServiceStub(plain).Predict(
                     request, timeout=10, metadata=[("authorization", f"Bearer {SECRET}")])
             assert dropped.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_printed_grpc_client_sends_the_token_and_trusts_the_certificate(toy_dir, certs,
+                                                                             token_file):
+    from keras_attention.serving.grpc_service import client_example
+
+    access = AccessConfig(token_file=token_file, tls_cert=certs["cert"], tls_key=certs["key"])
+    with Server(toy_dir, ServerConfig(port=0, grpc_port=0, access=access),
+                log_stream=io.StringIO()) as running:
+        code = client_example(running.grpc_address, running.model, "ab", access)
+        assert SECRET not in code  # read from the file when it runs, never printed
+        printed = []
+        exec(code, {"print": printed.append})  # the program the banner prints
+    assert list(printed[0].outputs["lengths"].int_val) == [2]
