@@ -143,8 +143,13 @@ def worker(args):
 def run_worker(args, name, folder):
     """``worker`` for path ``name`` in a fresh Python process: each path gets
     the cores to itself, with no thread pools or allocations of the others
-    (CTranslate2 after TensorFlow decoding in the same process ran 2-3x slower)."""
+    (CTranslate2 after TensorFlow decoding in the same process ran 2-3x slower).
+    A ``--quick`` smoke run, whose timings mean nothing, runs it in this process."""
     result = os.path.join(folder, f"{name}.json")
+    if args.quick:
+        worker(argparse.Namespace(**{**vars(args), "worker": name, "result": result}))
+        with open(result, encoding="utf-8") as f:
+            return json.load(f)
     command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--result", result,
                "--model", args.model, "--source", args.source,
                "--sentences", str(args.sentences), "--batch1-sentences", str(args.batch1_sentences),
@@ -166,7 +171,9 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="CTranslate2 intra-op threads (TensorFlow uses every core)")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
-    parser.add_argument("--quick", action="store_true", help="smoke run: 16 sentences, 4 at batch 1")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 16 sentences, 4 at batch 1, every path in this "
+                             "process (the timings are not isolated)")
     parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -95,7 +95,8 @@ def _training_config(train_size, epochs, batch_size, seed, directory):
 @click.option("--overwrite", is_flag=True,
               help="Replace OUTPUT/1 even when it is not an earlier demo's export.")
 @click.option("--min-accuracy", default=0.95, show_default=True,
-              type=click.FloatRange(0.0, 1.0), help="Fail if held-out exact match is lower.")
+              type=click.FloatRange(0.0, 1.0),
+              help="Fail, exporting nothing, if held-out exact match is lower.")
 @user_errors
 def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite, min_accuracy):
     """Train a tiny Transformer on generated dates, translate, export, check.
@@ -148,6 +149,11 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite,
     _step(f"held-out exact match: {accuracy:.2%} ({round(accuracy * len(references))}"
           f"/{len(references)})")
 
+    if accuracy < min_accuracy:  # before exporting: an earlier export stays as it was
+        raise click.ClickException(
+            f"held-out exact match {accuracy:.2%} is below --min-accuracy {min_accuracy:.0%}, so "
+            "nothing was exported; train longer (--epochs) or on more data (--train-size)."
+        )
     export_path = export_saved_model(
         translator,
         output_dir,
@@ -166,10 +172,5 @@ def demo(train_size, test_size, epochs, batch_size, seed, output_dir, overwrite,
             f"{len(checked) - same} of {len(checked)} sentences."
         )
     _step(f"reloaded export gives identical outputs on {same}/{len(checked)} sentences")
-    if accuracy < min_accuracy:
-        raise click.ClickException(
-            f"held-out exact match {accuracy:.2%} is below --min-accuracy {min_accuracy:.0%}; "
-            "train longer (--epochs) or on more data (--train-size)."
-        )
     _step(f"done in {time.time() - started:.0f}s. Try: echo 'the first of may two thousand "
           f"and nine' | keras-attention translate --model {output_dir}")

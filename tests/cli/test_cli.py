@@ -185,14 +185,16 @@ def test_demo_trains_exports_and_translate_reads_files(tmp_path):
     accuracy = float(result.stdout.split("held-out exact match: ")[1].split("%")[0])
     assert accuracy >= 90.0
 
+    # The demo reloaded its export in a fresh process; translate it here.
     source, target = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("the twenty third of march nineteen ninety four\n12 dec 1999\n")
-    result = run_cli("translate", "--model", export, "--input", str(source),
-                     "--output", str(target))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = CliRunner().invoke(main, ["translate", "--model", export, "--input", str(source),
+                                       "--output", str(target)])
+    assert result.exit_code == 0, result.output
     assert target.read_text().splitlines() == ["1994-03-23", "1999-12-12"]
 
-    result = run_cli("translate", "--model", export, stdin="june first two thousand and five\n")
+    result = CliRunner().invoke(main, ["translate", "--model", export],
+                                input="june first two thousand and five\n")
     assert result.stdout.splitlines() == ["2005-06-01"]
     # Its export is one a second demo run replaces (make demo runs again).
     assert _replaces_output(export, overwrite=False) is True
@@ -218,15 +220,18 @@ def test_demo_replaces_only_an_earlier_demo_export(tmp_path):
 
 
 def test_demo_fails_clearly_below_min_accuracy(tmp_path):
-    earlier = tmp_path / "demo" / "1"  # an earlier demo's export: replaced
+    earlier = tmp_path / "demo" / "1"  # an earlier demo's export: left as it was
     os.makedirs(earlier)
     (earlier / "keras_attention.json").write_text('{"task": "dates"}')
     result = run_cli(
         "demo", "--train-size", "100", "--test-size", "10", "--epochs", "1",
         "--output", str(tmp_path / "demo"), "--min-accuracy", "1.0",
     )
-    assert os.path.exists(earlier / "saved_model.pb"), result.stderr[-3000:]
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "demo") == ["1"]
+    assert os.listdir(earlier) == ["keras_attention.json"]
+    assert (earlier / "keras_attention.json").read_text() == '{"task": "dates"}'
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error: held-out exact match") and "--min-accuracy" in last
+    assert last.startswith("Error: held-out exact match") and "--min-accuracy 100%, so " \
+        "nothing was exported; train longer (--epochs)" in last
     assert "Traceback" not in result.stderr

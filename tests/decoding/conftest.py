@@ -5,6 +5,7 @@ tests (``tests/cli/conftest.py`` and ``tests/evaluation/conftest.py`` reuse
 
 import keras
 import pytest
+from shared_models import shared_trained_model
 
 TRAIN_PAIRS = 3000
 EPOCHS = 3
@@ -67,8 +68,7 @@ def build_date_model(directory):
 
 @pytest.fixture(scope="session")
 def trained_date_model(tmp_path_factory):
-    """``(TrainedModel, folder)``: trained once per test session."""
+    """``(TrainedModel, folder)``: trained once per test run (``shared_models``)."""
     if "model" not in _CACHE:
-        directory = str(tmp_path_factory.getbasetemp() / "date_model")
-        _CACHE["model"] = (build_date_model(directory), directory)
+        _CACHE["model"] = shared_trained_model(tmp_path_factory, "date_model", build_date_model)
     return _CACHE["model"]

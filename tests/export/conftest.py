@@ -8,6 +8,7 @@ trained once per session) backs the comparisons with ``TextGenerator``.
 
 import keras
 import pytest
+from shared_models import shared_trained_model
 
 from decoding.conftest import trained_date_model  # noqa: F401
 from keras_attention.data import CharacterTokenizer, WordTokenizer, date_pairs
@@ -103,6 +104,7 @@ def build_sentencepiece_date_model(directory):
 
 @pytest.fixture(scope="session")
 def sentencepiece_date_model(tmp_path_factory):
-    """``(TrainedModel, folder)`` of ``build_sentencepiece_date_model``."""
-    directory = str(tmp_path_factory.mktemp("sp_date_model") / "model")
-    return build_sentencepiece_date_model(directory), directory
+    """``(TrainedModel, folder)`` of ``build_sentencepiece_date_model``, trained
+    once per test run (``shared_models``)."""
+    return shared_trained_model(tmp_path_factory, "sp_date_model",
+                                build_sentencepiece_date_model)

@@ -16,6 +16,9 @@ from keras_attention.training import load_config, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 3
+# 32 steps an epoch: long enough for the kill to land inside epoch 2 (the
+# test polls every 50 ms), short enough for three runs in seconds.
+PAIRS = 1024
 
 
 def command(config):
@@ -25,7 +28,7 @@ def command(config):
 def test_killed_run_resumes_to_the_same_epochs_steps_and_weights(tmp_path):
     out = tmp_path / "out"
     changes = {
-        "data": {"train": {"format": "dates", "size": 3072}, "validation": None},
+        "data": {"train": {"format": "dates", "size": PAIRS}, "validation": None},
         # Dropout and shuffling: their random state must carry over the kill.
         "model": {"preset": "tiny", "changes": dict(TINY["model"]["changes"], dropout=0.1)},
         "batching": {"batch_size": 32, "shuffle_buffer": 1000},
@@ -60,7 +63,7 @@ def test_killed_run_resumes_to_the_same_epochs_steps_and_weights(tmp_path):
     assert sorted(os.listdir(checkpoints)) == [
         f"epoch-{epoch:04d}.weights.h5" for epoch in range(1, EPOCHS + 1)]
     training = load_trained_model(str(out / "model")).metadata["training"]
-    steps_per_epoch = 3072 // 32
+    steps_per_epoch = PAIRS // 32
     assert training["steps_per_epoch"] == steps_per_epoch
     assert training["epochs"] == EPOCHS
     assert training["steps"] == EPOCHS * steps_per_epoch  # what an uninterrupted run does
