@@ -16,7 +16,8 @@ match of the served outputs with the references; ``ratios`` gives batched /
 unbatched requests/s and p99 per client count.
 
 The clients share this process (and its GIL) with the servers, so the
-figures include the client side's Python time too.
+figures include the client side's Python time too; ``--client-process``
+runs them in a process of their own (``_load_client.py``, no TensorFlow).
 
 The model is ``--model`` (default ``saved_models/demo``); when it does not
 exist, ``keras-attention demo`` trains and exports one into a temporary
@@ -34,11 +35,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
 
+import _load_client
 from _common import REPOSITORY, machine, progress
 
 import numpy as np
@@ -49,7 +47,6 @@ from keras_attention.serving import RequestBatching, Server, ServerConfig
 
 
 ERRORS = collections.Counter()  # client-side failures by kind, per row
-ERRORS_LOCK = threading.Lock()
 
 
 def demo_model(directory, train_size, epochs):
@@ -66,49 +63,31 @@ def demo_model(directory, train_size, epochs):
     return output
 
 
-def predict(url, text):
-    """``(latency_ms, output or None)`` of one row-format request; a failed
-    one's error (class and first line) is counted in ``ERRORS``."""
-    body = json.dumps({"instances": [text]}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            prediction = json.loads(response.read())["predictions"][0]
-    except (urllib.error.URLError, OSError, KeyError, ValueError) as error:
-        with ERRORS_LOCK:
-            ERRORS[f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"[:120]] += 1
-        return (time.perf_counter() - started) * 1000.0, None
-    latency = (time.perf_counter() - started) * 1000.0
-    return latency, prediction["outputs"] if isinstance(prediction, dict) else prediction
+def run_load(url, texts, clients, client_process):
+    """``(results, seconds)`` of ``_load_client.run_load``, in this process
+    or (``client_process``) in a separate Python process without TensorFlow,
+    so the clients' Python does not take the server's GIL."""
+    if not client_process:
+        return _load_client.run_load(url, texts, clients, ERRORS)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_load_client.py")
+    done = subprocess.run([sys.executable, script], input=json.dumps(
+        {"url": url, "texts": texts, "clients": clients}), capture_output=True, text=True,
+        check=True)
+    answer = json.loads(done.stdout)
+    ERRORS.update(answer["errors"])
+    return [tuple(result) for result in answer["results"]], answer["seconds"]
 
 
-def run_load(url, texts, clients):
-    results = [None] * len(texts)
-
-    def client(worker):
-        for i in range(worker, len(texts), clients):
-            results[i] = predict(url, texts[i])
-
-    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, time.perf_counter() - started
-
-
-def load_row(server, texts, targets, clients, warmup):
+def load_row(server, texts, targets, clients, warmup, client_process):
     """One row of the table: ``clients`` threads sending ``texts`` to ``server``."""
     url = f"{server.url}/v1/models/{server.model.name}:predict"
-    run_load(url, warmup, clients)
+    run_load(url, warmup, clients, client_process)
     sizes = []
     if server.model.batcher is not None:
         server.model.batcher.on_batch = lambda signature, size: sizes.append(size)
     ERRORS.clear()
     before = server.metrics.snapshot()
-    results, seconds = run_load(url, texts, clients)
+    results, seconds = run_load(url, texts, clients, client_process)
     after = server.metrics.snapshot()
     if server.model.batcher is not None:
         server.model.batcher.on_batch = None
@@ -170,6 +149,8 @@ def main():
     parser.add_argument("--num-batch-threads", type=int,
                         default=RequestBatching.num_batch_threads)
     parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--client-process", action="store_true",
+                        help="run the clients in a separate process (no shared GIL)")
     parser.add_argument("--demo-train-size", type=int, default=2000)
     parser.add_argument("--demo-epochs", type=int, default=2)
     args = parser.parse_args()
@@ -191,7 +172,8 @@ def main():
             for _ in range(args.rounds):
                 for clients in args.clients:
                     for server in (unbatched, batched):
-                        rows.append(load_row(server, list(texts), targets, clients, warmup))
+                        rows.append(load_row(server, list(texts), targets, clients, warmup,
+                                             args.client_process))
                         progress(json.dumps(rows[-1]))
             path = batched.model.path
 
@@ -213,6 +195,7 @@ def main():
         else f"demo trained here ({args.demo_train_size} pairs, {args.demo_epochs} epochs)",
         "batching": dataclasses.asdict(batching),
         "instances_per_request": 1,
+        "client_process": args.client_process,
         "rows": rows,
         "ratios_batched_over_unbatched": ratios,
         "errors": errors,

@@ -333,7 +333,7 @@ def test_export_warms_up_with_the_runs_data_and_writes_batching_parameters(train
     assert requests[0] == ("serving_default", requests[0][1])
     assert [t.decode() for t in requests[1][1]["inputs"][:4]] == texts
     assert (output / "batching_parameters.txt").read_text().startswith(
-        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 2000 }\n")
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1000 }\n")
 
 
 def test_warmup_texts_given_else_generic(tmp_path):
