@@ -94,6 +94,8 @@ def serve(model_dir, name, **settings):
       keras-attention serve saved_models/demo --port 8501
       curl -d '{"instances": ["12 dec 1999"]}' localhost:8501/v1/models/demo:predict
       keras-attention serve saved_models/demo --grpc-port 8500
+      keras-attention serve saved_models/demo --host 0.0.0.0 --token-file token
+      keras-attention serve saved_models/demo --tls-cert cert.pem --tls-key key.pem
     """
     from keras_attention.serving import Server
     from keras_attention.serving.signals import stop_on_signals
