@@ -92,10 +92,15 @@ def _fused(spec, parts):
 
 
 def _output(spec, attention):
-    kernel = _numpy(attention._output_kernel)  # (heads, head_dim, hidden)
+    kernel = _numpy(attention.output_dense.kernel)  # (heads, head_dim, hidden)
     spec.weight = np.ascontiguousarray(kernel.reshape(-1, kernel.shape[-1]).T)
-    if attention._output_bias is not None:
-        spec.bias = _numpy(attention._output_bias)
+    if attention.output_dense.bias is not None:
+        spec.bias = _numpy(attention.output_dense.bias)
+
+
+def _parts(*projections):
+    """``(kernel, bias)`` of each ``EinsumDense`` projection."""
+    return [(dense.kernel, dense.bias) for dense in projections]
 
 
 def _layer_norm(spec, norm):
@@ -104,17 +109,15 @@ def _layer_norm(spec, norm):
 
 
 def _self_attention(spec, residual, attention):
-    _fused(spec.linear[0], [(attention._query_kernel, attention._query_bias),
-                            (attention._key_kernel, attention._key_bias),
-                            (attention._value_kernel, attention._value_bias)])
+    _fused(spec.linear[0], _parts(attention.query_dense, attention.key_dense,
+                                  attention.value_dense))
     _output(spec.linear[1], attention)
     _layer_norm(spec.layer_norm, residual._norm)
 
 
 def _cross_attention(spec, residual, attention):
-    _linear(spec.linear[0], attention._query_kernel, attention._query_bias)
-    _fused(spec.linear[1], [(attention._key_kernel, attention._key_bias),
-                            (attention._value_kernel, attention._value_bias)])
+    _fused(spec.linear[0], _parts(attention.query_dense))
+    _fused(spec.linear[1], _parts(attention.key_dense, attention.value_dense))
     _output(spec.linear[2], attention)
     _layer_norm(spec.layer_norm, residual._norm)
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_attention.layers.masking import implicit_mask
 from keras_attention.layers.sublayers import TransformerBlock
 
 
@@ -15,9 +16,11 @@ class TransformerDecoderBlock(TransformerBlock):
     Call arguments:
         decoder_sequence: ``(batch, target_length, hidden_dim)``.
         encoder_sequence: ``(batch, source_length, encoder_dim)``.
-        decoder_padding_mask: ``(batch, target_length)``, true for real tokens.
+        decoder_padding_mask: ``(batch, target_length)``, true for real tokens;
+            defaults to the Keras mask of ``decoder_sequence`` (not with a cache).
         decoder_attention_mask: ``(batch, target_length, target_length)``.
-        encoder_padding_mask: ``(batch, source_length)``, true for real tokens.
+        encoder_padding_mask: ``(batch, source_length)``, true for real tokens;
+            defaults to the Keras mask of ``encoder_sequence``.
         self_attention_cache: a ``(keys, values)`` pair, each ``(batch,
             num_heads, max_length, key_dim)`` (``MultiHeadAttention``'s
             cache); with ``self_attention_cache_update_index`` the step's
@@ -75,6 +78,10 @@ class TransformerDecoderBlock(TransformerBlock):
                 "this decoder block was built without an encoder, so it has no "
                 "cross-attention; build it with encoder_sequence_shape to use one."
             )
+        if decoder_padding_mask is None and self_attention_cache is None:
+            decoder_padding_mask = implicit_mask(decoder_sequence)
+        if encoder_padding_mask is None:
+            encoder_padding_mask = implicit_mask(encoder_sequence)
         scores = {}
         x = self.self_attention_residual.before(decoder_sequence)
         attended = self.self_attention(
@@ -119,4 +126,35 @@ class TransformerDecoderBlock(TransformerBlock):
             results += (scores,)
         if self_attention_cache is not None:
             results += (self_attention_cache,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
+        return decoder_sequence_shape
+
+    def compute_output_spec(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        self_attention_cache=None,
+        cross_attention_cache=None,
+        return_attention_scores=False,
+        **kwargs,
+    ):
+        """Symbolic outputs (functional API), as ``call`` returns them."""
+        batch, length = decoder_sequence.shape[0], decoder_sequence.shape[1]
+        results = (keras.KerasTensor(decoder_sequence.shape, self.compute_dtype),)
+        if return_attention_scores:
+            keys = length if self_attention_cache is None else self_attention_cache[0].shape[2]
+            scores = {"self_attention": (batch, self.num_heads, length, keys)}
+            if self.cross_attention is not None:
+                if cross_attention_cache is not None:
+                    scores["cross_attention"] = (batch, self.num_heads, length,
+                                                 cross_attention_cache[0].shape[2])
+                elif encoder_sequence is not None:
+                    scores["cross_attention"] = (batch, self.num_heads, length,
+                                                 encoder_sequence.shape[1])
+            results += ({k: keras.KerasTensor(v, "float32") for k, v in scores.items()},)
+        if self_attention_cache is not None:
+            results += (tuple(keras.KerasTensor(part.shape, self.compute_dtype)
+                              for part in self_attention_cache),)
         return results[0] if len(results) == 1 else results

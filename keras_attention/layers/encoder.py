@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_attention.layers.masking import implicit_mask
 from keras_attention.layers.sublayers import TransformerBlock
 
 
@@ -13,7 +14,8 @@ class TransformerEncoderBlock(TransformerBlock):
 
     Call arguments:
         inputs: ``(batch, length, hidden_dim)``.
-        padding_mask: ``(batch, length)``, true for real tokens.
+        padding_mask: ``(batch, length)``, true for real tokens; defaults to
+            the Keras mask of ``inputs``.
         attention_mask: ``(batch, length, length)``, true = attend.
         return_attention_scores: also return the self-attention probabilities.
     """
@@ -38,6 +40,8 @@ class TransformerEncoderBlock(TransformerBlock):
         return_attention_scores=False,
         training=None,
     ):
+        if padding_mask is None:
+            padding_mask = implicit_mask(inputs)
         x = self.self_attention_residual.before(inputs)
         x, scores = self.self_attention(
             x,
@@ -53,3 +57,11 @@ class TransformerEncoderBlock(TransformerBlock):
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
+
+    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
+        """Symbolic outputs (functional API), as ``call`` returns them."""
+        output = keras.KerasTensor(inputs.shape, self.compute_dtype)
+        if not return_attention_scores:
+            return output
+        length = inputs.shape[1]
+        return output, keras.KerasTensor((inputs.shape[0], self.num_heads, length, length), "float32")

@@ -5,6 +5,31 @@ shape ``(batch, query_length, key_length)``.
 """
 
 from keras import ops
+from keras.src.backend import get_keras_mask, set_keras_mask
+
+
+def implicit_mask(x):
+    """The Keras mask ``x`` carries (``Embedding(mask_zero=True)``,
+    ``Masking``, a layer that propagated one), or ``None``."""
+    return None if x is None else get_keras_mask(x)
+
+
+def attach_mask(x, mask):
+    """Attach ``mask`` to ``x`` as its Keras mask (for layers downstream)."""
+    if mask is not None:
+        set_keras_mask(x, mask)
+    return x
+
+
+def all_of(*masks):
+    """Logical AND of the masks that are not ``None`` (``None`` if none is)."""
+    present = [ops.cast(m, "bool") for m in masks if m is not None]
+    if not present:
+        return None
+    merged = present[0]
+    for mask in present[1:]:
+        merged = ops.logical_and(merged, mask)
+    return merged
 
 
 def _check_rank_and_shape(name, mask, expected):
@@ -14,10 +39,11 @@ def _check_rank_and_shape(name, mask, expected):
         got is not None and want is not None and got != want
         for got, want in zip(shape, expected)
     ):
-        names = {2: "(batch, key_length)", 3: "(batch, query_length, key_length)"}
+        side = "query" if name == "query_mask" else "key"
+        names = {2: f"(batch, {side}_length)", 3: "(batch, query_length, key_length)"}
         raise ValueError(
             f"{name} must have shape {names[len(expected)]}={tuple(expected)}, "
-            f"got {shape}; build it from the key tokens (token != 0)."
+            f"got {shape}; build it from the {side} tokens (token != 0)."
         )
 
 
@@ -44,6 +70,7 @@ def merge_padding_and_attention_mask(
     attention_mask=None,
     use_causal_mask=False,
     causal_start_index=0,
+    query_mask=None,
 ):
     """Combine the masks that apply to one attention call.
 
@@ -54,6 +81,8 @@ def merge_padding_and_attention_mask(
         attention_mask: ``(batch, query_length, key_length)``; ``True``/1 = attend.
         use_causal_mask: forbid attending to later positions.
         causal_start_index: absolute position of the first query (cached decoding).
+        query_mask: ``(batch, query_length)``; a ``False`` query attends to
+            nothing (its row is fully masked, as in ``keras.layers.MultiHeadAttention``).
 
     Returns:
         A boolean ``(batch, query_length, key_length)`` tensor, or ``None`` when
@@ -76,6 +105,12 @@ def merge_padding_and_attention_mask(
         _check_rank_and_shape("attention_mask", attention_mask, static)
         attention_mask = ops.cast(attention_mask, "bool")
         mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
+    if query_mask is not None:
+        _check_rank_and_shape("query_mask", query_mask, (static[0], static[1]))
+        rows = ops.broadcast_to(
+            ops.expand_dims(ops.cast(query_mask, "bool"), -1), (batch, query_length, key_length)
+        )
+        mask = rows if mask is None else ops.logical_and(mask, rows)
     if use_causal_mask:
         causal = compute_causal_mask(batch, query_length, key_length, causal_start_index)
         mask = causal if mask is None else ops.logical_and(mask, causal)

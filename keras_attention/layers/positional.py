@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_attention import validation
 from keras_attention.constants import POSITION_ENCODINGS
+from keras_attention.layers.dtype_maps import dtype_config
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -163,8 +164,21 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     @property
     def embeddings(self):
-        """The token embedding matrix ``(vocabulary_size, embedding_dim)``."""
-        return self.token_embedding.embeddings
+        """The token embedding matrix ``(vocabulary_size, embedding_dim)``,
+        in float after ``quantize("int8")`` (tied output logits read it)."""
+        layer = self.token_embedding
+        if layer.quantization_mode is None:
+            return layer.embeddings
+        if layer.quantization_mode != "int8":
+            raise NotImplementedError(
+                f"{layer.quantization_mode} embeddings cannot be read back as a matrix; "
+                "quantize this model with 'int8'."
+            )
+        # Keras' int8 Embedding looks rows up as int8 rows divided by their scale.
+        return ops.divide(
+            ops.cast(layer._embeddings, self.compute_dtype),
+            ops.expand_dims(ops.cast(layer.embeddings_scale, self.compute_dtype), -1),
+        )
 
     def call(self, token_ids, start_index=0):
         tokens = self.token_embedding(token_ids)
@@ -187,6 +201,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 "embeddings_initializer": keras.initializers.serialize(
                     self.embeddings_initializer
                 ),
+                "dtype": dtype_config(self),
             }
         )
         return config

@@ -5,6 +5,7 @@ import keras
 
 from keras_attention import validation
 from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.dtype_maps import dtype_config
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -63,6 +64,7 @@ class FeedForward(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation),
                 "dropout": self.dropout,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "dtype": dtype_config(self),
             }
         )
         return config
@@ -125,6 +127,10 @@ class ResidualNorm(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """Common arguments of ``TransformerEncoderBlock`` and ``TransformerDecoderBlock``.
 
+    The blocks take Keras masks as padding masks (a sequence from
+    ``Embedding(mask_zero=True)`` needs no ``padding_mask``) and pass the
+    mask of their first input on to their output.
+
     Args:
         intermediate_dim: width of the feed-forward hidden layer.
         num_heads: number of attention heads.
@@ -159,6 +165,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.normalize_first = bool(normalize_first)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
 
     def _head_size(self, hidden_dim):
         if self.key_dim is not None:
@@ -211,6 +218,7 @@ class TransformerBlock(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "normalize_first": self.normalize_first,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "dtype": dtype_config(self),
             }
         )
         return config

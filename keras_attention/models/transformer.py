@@ -1,10 +1,13 @@
 """Encoder-decoder Transformer for sequence-to-sequence tasks."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_attention.constants import PAD_ID
+from keras_attention.layers.attention import LORA_PROJECTIONS, MultiHeadAttention
 from keras_attention.layers.decoder import TransformerDecoderBlock
+from keras_attention.layers.dtype_maps import dtype_config, sublayer_dtype
 from keras_attention.layers.encoder import TransformerEncoderBlock
 from keras_attention.layers.positional import TokenAndPositionEmbedding
 from keras_attention.models.presets import TransformerConfig, get_preset
@@ -106,12 +109,16 @@ class Transformer(keras.Model):
         if not c.tie_output_embeddings:
             # Logits stay float32 under mixed precision for a stable softmax/loss.
             self.output_projection = keras.layers.Dense(
-                c.decoder_vocabulary_size, dtype="float32", name="output_projection"
+                c.decoder_vocabulary_size,
+                dtype=sublayer_dtype(self, "output_projection", "float32"),
+                name="output_projection",
             )
         self.copy_gate = None
         if c.copy_attention:
             # p_gen's logit; float32 like the output logits.
-            self.copy_gate = keras.layers.Dense(1, dtype="float32", name="copy_gate")
+            self.copy_gate = keras.layers.Dense(
+                1, dtype=sublayer_dtype(self, "copy_gate", "float32"), name="copy_gate"
+            )
         self.build()
 
     @classmethod
@@ -340,9 +347,22 @@ class Transformer(keras.Model):
         )
         return outputs, new_cache
 
+    def enable_lora(self, rank, lora_alpha=None, projections=LORA_PROJECTIONS):
+        """Fine-tune with LoRA: every other weight freezes, and each attention
+        layer trains adapters on ``projections`` (``MultiHeadAttention.enable_lora``;
+        those projections' biases train too). Returns the number of trained
+        parameters. Saving (``.keras``, exports) merges the adapters."""
+        for layer in self._flatten_layers(include_self=False):
+            layer.trainable = False
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer, MultiHeadAttention):
+                layer.enable_lora(rank, lora_alpha=lora_alpha, projections=projections)
+        return sum(int(np.prod(v.shape)) for v in self.trainable_variables)
+
     def get_config(self):
         config = super().get_config()
         config["config"] = self.config.to_dict()
+        config["dtype"] = dtype_config(self)
         return config
 
     @classmethod

@@ -85,8 +85,8 @@ def test_copy_only_output_is_the_scattered_attention_golden():
     # so the attention is uniform over the 4 real source tokens of row 0 (5, 7,
     # 5, 9) and the 3 of row 1 (3, 9, 4).
     attention = model.decoder_blocks[-1].cross_attention
-    attention._query_kernel.assign(np.zeros(attention._query_kernel.shape, "float32"))
-    attention._query_bias.assign(np.zeros(attention._query_bias.shape, "float32"))
+    attention.query_dense.kernel.assign(np.zeros(attention.query_dense.kernel.shape, "float32"))
+    attention.query_dense.bias.assign(np.zeros(attention.query_dense.bias.shape, "float32"))
     probabilities = np.exp(_np(model(_inputs())))
     expected = np.zeros((2, VOCAB))
     expected[0, [5, 7, 9]] = [0.5, 0.25, 0.25]  # the two 5s add up
