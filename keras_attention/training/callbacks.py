@@ -415,6 +415,29 @@ class RunBackup(keras.callbacks.Callback):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class LoraRestart(keras.callbacks.Callback):
+    """New LoRA adapters after ``RunBackup`` restored a LoRA run.
+
+    Weight files hold LoRA layers merged (``kernel + A @ B``) and loading one
+    zeroes both ``A`` and ``B``: the function is kept, but with both zero
+    neither gets a gradient again. This draws ``A`` anew where it is all
+    zero (``B`` stays zero, so the outputs do not change), as
+    ``enable_lora`` does. Goes after ``RunBackup``.
+    """
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.seed = seed
+
+    def on_train_begin(self, logs=None):
+        for index, layer in enumerate(self.model._flatten_layers(include_self=False)):
+            a = getattr(layer, "lora_kernel_a", None)
+            if getattr(layer, "lora_enabled", False) and a is not None and not np.any(
+                    keras.ops.convert_to_numpy(a)):
+                initializer = keras.initializers.HeUniform(seed=self.seed + index)
+                a.assign(initializer(a.shape, a.dtype))
+
+
 class EpochCheckpoints(keras.callbacks.Callback):
     """Saves the weights after every epoch as
     ``directory/epoch-0001.weights.h5`` (1-based, atomically) and keeps the

@@ -243,12 +243,20 @@ class VocabularyConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """A ``Transformer`` preset and ``changes`` to its ``TransformerConfig``
-    (vocabulary sizes come from the tokenizers)."""
+    (vocabulary sizes come from the tokenizers). ``init_from``: a trained
+    model folder to start from (fine-tuning, ``keras_attention.training.init_from``:
+    its vocabulary and weights; the preset and changes must give its shape)."""
 
     preset: str = "small"
     changes: dict = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
 
     def __post_init__(self):
+        if self.init_from is not None and (not isinstance(self.init_from, str)
+                                           or not self.init_from):
+            raise ValueError(
+                f"init_from must be a model folder path or null, got {self.init_from!r}."
+            )
         for name in ("encoder_vocabulary_size", "decoder_vocabulary_size"):
             if name in self.changes:
                 raise ValueError(
@@ -343,9 +351,11 @@ class TrainingConfig:
     early_stopping_patience: int | None = None
     max_steps: int | None = None
     time_limit_minutes: float | None = None
+    lora_rank: int | None = None
 
     def __post_init__(self):
         validation.check_positive_int("epochs", self.epochs)
+        validation.check_positive_int("lora_rank", self.lora_rank, optional=True)
         validation.check_positive_int("max_steps", self.max_steps, optional=True)
         validation.check_positive_number("time_limit_minutes", self.time_limit_minutes,
                                          optional=True, what="positive or null")
@@ -432,9 +442,14 @@ class TrainConfig:
                 "data: {train: {format: tsv, path: pairs.tsv}}."
             )
         validation.check_choice("task", self.task, TASKS)
+        if self.training.lora_rank is not None and self.model.init_from is None:
+            raise ValueError(
+                "training.lora_rank trains LoRA adapters on a trained model; set "
+                "model.init_from (train --init-from MODEL_DIR) too."
+            )
         transformer = self.model.transformer_config(8000, 8000)
         if transformer.share_embeddings and not self.vocabulary.shared and (
-            self.vocabulary.source_file is None
+            self.vocabulary.source_file is None and self.model.init_from is None
         ):
             raise ValueError(
                 f"model preset '{self.model.preset}' shares one embedding between source "
@@ -484,6 +499,7 @@ class TrainConfig:
             data=dataclasses.replace(data, **corpora),
             vocabulary=_absolute(self.vocabulary, ("source_file", "target_file")),
             batching=_absolute(self.batching, ("cache_file",)),
+            model=_absolute(self.model, ("init_from",)),
             output=_absolute(self.output, ("directory",)),
         )
 

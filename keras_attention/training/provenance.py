@@ -21,8 +21,11 @@ import os
 
 from keras_attention.atomic import write_atomically
 from keras_attention.training.config_loader import first_difference
+from keras_attention.training.init_from import tokenizer_files
 
 PROVENANCE_FILE = "provenance.json"
+# Config paths of the provenance sections.
+_PREFIXES = {"train": "data.train"}
 
 
 def vocabulary_provenance(config):
@@ -34,12 +37,17 @@ def vocabulary_provenance(config):
 
 def vocabulary_options(config):
     """``{"vocabulary", "train"}``: the config sections a vocabulary is
-    built from, as plain dicts."""
+    built from, as plain dicts; ``{"model": {"init_from"}}`` when it is a
+    trained model's."""
+    if config.model.init_from is not None:
+        return {"model": {"init_from": config.model.init_from}}
     data = config.to_dict()
     return {"vocabulary": data["vocabulary"], "train": data["data"]["train"]}
 
 
 def _files(config):
+    if config.model.init_from is not None:
+        return tokenizer_files(config.model.init_from)
     vocabulary = config.vocabulary
     prebuilt = (vocabulary.source_file, vocabulary.target_file)
     return [*config.data.train.paths, *(path for path in prebuilt if path is not None)]
@@ -62,10 +70,10 @@ def provenance_difference(saved, config):
     when nothing does. Files are hashed only when their size is the same and
     their modification time is not."""
     now = vocabulary_options(config)
-    for section, prefix in (("vocabulary", "vocabulary"), ("train", "data.train")):
-        found = first_difference(saved.get(section) or {}, now[section])
+    for section in [s for s in ("vocabulary", "train") if s in now] + ["model"]:
+        found = first_difference(saved.get(section) or {}, now.get(section) or {})
         if found:
-            return f"{prefix}.{found}"
+            return f"{_PREFIXES.get(section, section)}.{found}"
     saved_files = {entry["path"]: entry for entry in saved.get("files", [])}
     for path in _files(config):
         old = saved_files.get(os.path.abspath(path))

@@ -23,6 +23,7 @@ takes any config; ``run_directory`` says what else is refused.
 import dataclasses
 import itertools
 import json
+import os
 import sys
 import time
 
@@ -49,6 +50,7 @@ from keras_attention.training.callbacks import (
     EpochSeeds,
     EpochSummary,
     HistoryFile,
+    LoraRestart,
     ResumableEarlyStopping,
     RunBackup,
     TrainingBudget,
@@ -59,6 +61,7 @@ from keras_attention.training.distribution import (
     prepare_for_fit,
     worker_directory,
 )
+from keras_attention.training.init_from import init_tokenizers, load_initial_weights
 from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
 from keras_attention.training.provenance import vocabulary_provenance, write_provenance
@@ -229,6 +232,10 @@ def _compiled_model(config, data, strategy):
     total_steps = training_steps(config, data.steps_per_epoch)
     with strategy.scope():
         model = build_model(config, data.source_tokenizer, data.target_tokenizer)
+        if config.model.init_from is not None:
+            load_initial_weights(model, config.model.init_from)
+        if config.training.lora_rank is not None:
+            model.enable_lora(config.training.lora_rank)
         model.compile(
             optimizer=make_optimizer(config, total_steps),
             loss=SequenceCrossEntropy(config.training.label_smoothing),
@@ -287,6 +294,7 @@ def _callbacks(run, print_fn, progress):
         if config.output.tensorboard else None,
         # Last, so the saved state includes everything the epoch's callbacks did.
         RunBackup(layout.backup),
+        LoraRestart(training.seed) if training.lora_rank is not None else None,
     ]
     return _RunCallbacks([c for c in ordered if c is not None], budget, summary, history,
                          best, early_stopping)
@@ -347,7 +355,10 @@ def _save_final(run, callbacks, train_seconds):
     # An uncompiled copy: the folder holds the model for inference, without
     # optimizer state or training-only classes a loader would have to import.
     final = Transformer(model.config, dtype=config.training.precision)
-    final.set_weights(model.get_weights())
+    if config.training.lora_rank is None:
+        final.set_weights(model.get_weights())
+    else:
+        _merge_lora_into(final, model, run.layout)
     trained = TrainedModel(final, data.source_tokenizer, data.target_tokenizer, task=config.task)
     save_trained_model(trained, run.layout.model, extra={
         # translate / summarize / evaluate start from the recipe's decoding.
@@ -358,6 +369,18 @@ def _save_final(run, callbacks, train_seconds):
                        model_directory=run.layout.model, history=callbacks.history.history,
                        tokens_per_second=callbacks.summary.tokens_per_second,
                        train_seconds=train_seconds, **training)
+
+
+def _merge_lora_into(final, model, layout):
+    """``final`` (a plain ``Transformer``) with ``model``'s weights, its LoRA
+    adapters merged into the kernels (Keras merges them when it saves)."""
+    path = os.path.join(layout.directory, "lora_merged.weights.h5")
+    try:
+        model.save_weights(path)
+        final.load_weights(path)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def count_tokens(dataset):
@@ -381,6 +404,8 @@ def _tokenizers(layout, config, start, corpus, print_fn):
     if reuse:
         return load_tokenizer(layout.vocab, "source"), load_tokenizer(layout.vocab, "target"), None
     provenance = vocabulary_provenance(config)  # the files as they are before reading them
+    if config.model.init_from is not None:
+        return (*init_tokenizers(config.model.init_from), provenance)
     return (*build_tokenizers(config.vocabulary, corpus), provenance)
 
 

@@ -94,7 +94,7 @@ def test_python_construction_validates():
      "unknown key 'training.zzz' in {path}; known keys: training.epochs, "
      "training.label_smoothing, training.precision, training.jit_compile, training.seed, "
      "training.distribution, training.early_stopping_patience, training.max_steps, "
-     "training.time_limit_minutes."),
+     "training.time_limit_minutes, training.lora_rank."),
     ({**DATES, "training": {"epochs": "three"}}, (),
      "training.epochs must be an integer, got 'three'."),
     (DATES, ("training.epochs=three",), "training.epochs must be an integer, got 'three'."),
@@ -153,6 +153,9 @@ def test_python_construction_validates():
      "training.early_stopping_patience needs data.validation; add a validation corpus or "
      "remove early_stopping_patience."),
     (DATES, ("training.max_steps=0",), "training.max_steps must be a positive integer, got 0."),
+    (DATES, ("training.lora_rank=0",), "training.lora_rank must be a positive integer, got 0."),
+    (DATES, ("model.init_from=''",),
+     "model.init_from must be a model folder path or null, got ''."),
     (DATES, ("training.time_limit_minutes=-1",),
      "training.time_limit_minutes must be positive or null, got -1.0."),
     (DATES, ("training.time_limit_minutes=soon",),
