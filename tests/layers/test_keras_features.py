@@ -157,3 +157,17 @@ def test_a_file_from_before_the_sublayers_loads_with_its_outputs(tmp_path):
     model.save(tmp_path / "current.keras")  # the current layout loads again
     np.testing.assert_array_equal(
         _np(keras.saving.load_model(tmp_path / "current.keras")(inputs)), recorded["logits"])
+
+
+def test_the_int8_benchmark_measures_both_models_in_one_run():
+    from benchmark_scripts import load_benchmark
+
+    result = load_benchmark("keras_int8").run(batch_size=2, length=3, repeats=1, preset="tiny",
+                                              vocabulary_size=200, strategies=("greedy",))
+    assert "int8_beam4_sentences_per_s" not in result
+    for name in ("greedy",):
+        ratio = (result[f"int8_{name}_sentences_per_s"]
+                 / result[f"float32_{name}_sentences_per_s"])
+        assert result[f"int8_over_float32_{name}"] == pytest.approx(ratio, abs=1e-3)
+    assert 0 < result["max_probability_change"] < 0.05
+    assert 0.5 <= result["same_argmax_fraction"] <= 1.0
