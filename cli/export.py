@@ -4,7 +4,6 @@ graph), a TFLite greedy or beam search model (``--format tflite``):
 string -> string with TF Text custom ops when the tokenizers allow it, else
 ids -> ids; or a CTranslate2 model folder (``--format ctranslate2``)."""
 
-import itertools
 import json
 import os
 import subprocess
@@ -227,22 +226,13 @@ def _warmup_texts(model_path, given):
     ``given``, else the first sources of the run's validation (else
     training) corpus when ``model_path`` sits in a run folder whose
     config.yaml still reads, else ``None`` (generic texts)."""
-    from keras_attention.constants import CONFIG_FILE
+    from keras_attention.app.run_data import run_pairs
 
     if given:
         return list(given), f"{len(given)} --warmup-input text(s)"
-    run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), CONFIG_FILE)
-    if os.path.exists(run_config):
-        from keras_attention.training import load_config
-
-        try:
-            corpus = load_config(run_config).data
-            split, corpus = ("validation", corpus.validation) if corpus.validation else (
-                "training", corpus.train)
-            sources = [source for source, _ in itertools.islice(corpus.pairs(), 200)]
-            return sources, f"the run's {split} data ({run_config})"
-        except (OSError, ValueError):  # moved or changed data: not worth failing the export
-            pass
+    pairs, where = run_pairs(model_path, 200)
+    if pairs:
+        return [source for source, _ in pairs], where
     return None, "generic texts (no run data found; see --warmup-input)"
 
 

@@ -17,6 +17,7 @@ from cli.demo import demo  # noqa: E402
 from cli.errors import add_debug_option  # noqa: E402
 from cli.evaluate import evaluate  # noqa: E402
 from cli.export import export  # noqa: E402
+from cli.prune import prune  # noqa: E402
 from cli.serve import serve  # noqa: E402
 from cli.train import train  # noqa: E402
 from cli.translate import summarize, translate  # noqa: E402
@@ -49,6 +50,7 @@ main.add_command(data)
 main.add_command(demo)
 main.add_command(evaluate)
 main.add_command(export)
+main.add_command(prune)
 main.add_command(serve)
 main.add_command(summarize)
 main.add_command(train)

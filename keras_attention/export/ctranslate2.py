@@ -161,6 +161,11 @@ def transformer_spec(model):
             "copy-attention models (copy_attention: true) have no CTranslate2 equivalent; "
             "export a SavedModel (--format saved_model) or TFLite instead."
         )
+    if c.attention_heads:
+        raise ValueError(
+            "a pruned model (attention layers with fewer heads than others) has no CTranslate2 "
+            "equivalent (one head count for every layer); export a SavedModel or TFLite instead."
+        )
     activations = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELU}
     if c.activation not in activations:
         raise ValueError(

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_attention import validation
 from keras_attention.layers.masking import implicit_mask
 from keras_attention.layers.sublayers import TransformerBlock
 
@@ -10,8 +11,11 @@ from keras_attention.layers.sublayers import TransformerBlock
 class TransformerDecoderBlock(TransformerBlock):
     """One decoder layer of the Transformer (Vaswani et al., 2017).
 
-    Arguments are those of ``TransformerBlock``. Without ``encoder_sequence``
-    at build time the block has no cross-attention (decoder-only use).
+    Arguments are those of ``TransformerBlock``, and
+    ``cross_attention_num_heads`` (defaults to ``num_heads``; a pruned model's
+    cross-attention may keep other heads than its self-attention). Without
+    ``encoder_sequence`` at build time the block has no cross-attention
+    (decoder-only use).
 
     Call arguments:
         decoder_sequence: ``(batch, target_length, hidden_dim)``.
@@ -36,6 +40,11 @@ class TransformerDecoderBlock(TransformerBlock):
         self-attention cache if one was given.
     """
 
+    def __init__(self, intermediate_dim, num_heads, cross_attention_num_heads=None, **kwargs):
+        super().__init__(intermediate_dim, num_heads, **kwargs)
+        self.cross_attention_num_heads = validation.check_positive_int(
+            "cross_attention_num_heads", cross_attention_num_heads, optional=True)
+
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         hidden_dim = decoder_sequence_shape[-1]
         self.self_attention = self._attention(hidden_dim, "self_attention")
@@ -44,7 +53,8 @@ class TransformerDecoderBlock(TransformerBlock):
         self.self_attention_residual.build(decoder_sequence_shape)
         self.cross_attention = None
         if encoder_sequence_shape is not None:
-            self.cross_attention = self._attention(hidden_dim, "cross_attention")
+            self.cross_attention = self._attention(
+                hidden_dim, "cross_attention", num_heads=self.cross_attention_num_heads)
             self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
             self.cross_attention_residual = self._residual("cross_attention_residual")
             self.cross_attention_residual.build(decoder_sequence_shape)
@@ -148,13 +158,18 @@ class TransformerDecoderBlock(TransformerBlock):
             scores = {"self_attention": (batch, self.num_heads, length, keys)}
             if self.cross_attention is not None:
                 if cross_attention_cache is not None:
-                    scores["cross_attention"] = (batch, self.num_heads, length,
+                    scores["cross_attention"] = (batch, self.cross_attention.num_heads, length,
                                                  cross_attention_cache[0].shape[2])
                 elif encoder_sequence is not None:
-                    scores["cross_attention"] = (batch, self.num_heads, length,
+                    scores["cross_attention"] = (batch, self.cross_attention.num_heads, length,
                                                  encoder_sequence.shape[1])
             results += ({k: keras.KerasTensor(v, "float32") for k, v in scores.items()},)
         if self_attention_cache is not None:
             results += (tuple(keras.KerasTensor(part.shape, self.compute_dtype)
                               for part in self_attention_cache),)
         return results[0] if len(results) == 1 else results
+
+    def get_config(self):
+        config = super().get_config()
+        config["cross_attention_num_heads"] = self.cross_attention_num_heads
+        return config

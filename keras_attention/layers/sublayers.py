@@ -177,9 +177,9 @@ class TransformerBlock(keras.layers.Layer):
             )
         return hidden_dim // self.num_heads
 
-    def _attention(self, hidden_dim, name):
+    def _attention(self, hidden_dim, name, num_heads=None):
         return MultiHeadAttention(
-            num_heads=self.num_heads,
+            num_heads=num_heads or self.num_heads,
             key_dim=self._head_size(hidden_dim),
             dropout=self.dropout,
             kernel_initializer=self.kernel_initializer,

@@ -18,6 +18,11 @@ class TransformerConfig:
     become log-probabilities of a mix of the vocabulary softmax and the last
     decoder layer's cross-attention over the source ids (needs
     ``share_embeddings``, so that a source id is a target id).
+    ``attention_heads``: the heads an attention layer keeps after pruning
+    (``keras_attention.models.pruning``), by layer name
+    (``encoder_block_0/self_attention``, ``decoder_block_1/cross_attention``,
+    ...); the others have ``num_heads``. Every head has ``head_dim =
+    hidden_dim // num_heads``.
     """
 
     encoder_vocabulary_size: int = 8000
@@ -36,6 +41,7 @@ class TransformerConfig:
     share_embeddings: bool = False
     tie_output_embeddings: bool = False
     copy_attention: bool = False
+    attention_heads: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for name in (
@@ -68,6 +74,7 @@ class TransformerConfig:
                 f"{self.decoder_vocabulary_size}; build a shared vocabulary or set "
                 "share_embeddings=False."
             )
+        self._check_attention_heads()
         if not isinstance(self.copy_attention, bool):
             raise ValueError(f"copy_attention must be true or false, got {self.copy_attention!r}.")
         if self.copy_attention and not self.share_embeddings:
@@ -75,6 +82,41 @@ class TransformerConfig:
                 "copy_attention needs share_embeddings=True (one vocabulary, so a source id "
                 "is a target id); set share_embeddings=True and build a shared vocabulary."
             )
+
+    @property
+    def head_dim(self):
+        """The size of every attention head."""
+        return self.hidden_dim // self.num_heads
+
+    def attention_layer_names(self):
+        """The names of the attention layers, encoder first."""
+        names = [f"encoder_block_{i}/self_attention" for i in range(self.num_encoder_layers)]
+        for i in range(self.num_decoder_layers):
+            names += [f"decoder_block_{i}/self_attention", f"decoder_block_{i}/cross_attention"]
+        return names
+
+    def heads(self, layer_name):
+        """The heads of the attention layer ``layer_name``."""
+        return self.attention_heads.get(layer_name, self.num_heads)
+
+    def _check_attention_heads(self):
+        if not isinstance(self.attention_heads, dict):
+            raise ValueError(
+                f"attention_heads must map attention layer names to head counts, got "
+                f"{self.attention_heads!r}."
+            )
+        known = self.attention_layer_names()
+        for name, count in self.attention_heads.items():
+            if name not in known:
+                raise ValueError(
+                    f"attention_heads names {name!r}, not an attention layer of this model; "
+                    f"known: {', '.join(known)}."
+                )
+            validation.check_positive_int(f"attention_heads[{name!r}]", count)
+            if count > self.num_heads:
+                raise ValueError(
+                    f"attention_heads[{name!r}]={count} exceeds num_heads={self.num_heads}."
+                )
 
     def replace(self, **changes):
         """A copy with ``changes`` applied (validated again)."""

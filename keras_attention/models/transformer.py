@@ -81,7 +81,7 @@ class Transformer(keras.Model):
         self.embedding_dropout = keras.layers.Dropout(c.dropout, dtype=self.dtype_policy)
         block_args = dict(
             intermediate_dim=c.intermediate_dim,
-            num_heads=c.num_heads,
+            key_dim=c.head_dim,
             dropout=c.dropout,
             activation=c.activation,
             layer_norm_epsilon=c.layer_norm_epsilon,
@@ -89,11 +89,16 @@ class Transformer(keras.Model):
             dtype=self.dtype_policy,
         )
         self.encoder_blocks = [
-            TransformerEncoderBlock(**block_args, name=f"encoder_block_{i}")
+            TransformerEncoderBlock(
+                **block_args, num_heads=c.heads(f"encoder_block_{i}/self_attention"),
+                name=f"encoder_block_{i}")
             for i in range(c.num_encoder_layers)
         ]
         self.decoder_blocks = [
-            TransformerDecoderBlock(**block_args, name=f"decoder_block_{i}")
+            TransformerDecoderBlock(
+                **block_args, num_heads=c.heads(f"decoder_block_{i}/self_attention"),
+                cross_attention_num_heads=c.heads(f"decoder_block_{i}/cross_attention"),
+                name=f"decoder_block_{i}")
             for i in range(c.num_decoder_layers)
         ]
         # Pre-norm stacks end with a layer norm; post-norm blocks already end in one.
@@ -286,12 +291,16 @@ class Transformer(keras.Model):
         copying the other layers' (and the attention products read the
         heads-first layout without a transpose).
         """
-        c = self.config
         batch = ops.shape(encoder_output)[0]
-        head_dim = c.hidden_dim // c.num_heads
-        empty = ops.zeros((batch, c.num_heads, max_length, head_dim), dtype=self.compute_dtype)
+        head_dim = self.config.head_dim
+
+        def empty(block):
+            shape = (batch, block.self_attention.num_heads, max_length, head_dim)
+            zeros = ops.zeros(shape, dtype=self.compute_dtype)
+            return zeros, zeros
+
         cache = {
-            "self_attention": tuple((empty, empty) for _ in self.decoder_blocks),
+            "self_attention": tuple(empty(block) for block in self.decoder_blocks),
             "cross_attention": tuple(
                 block.compute_cross_attention_cache(encoder_output)
                 for block in self.decoder_blocks

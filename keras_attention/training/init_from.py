@@ -3,7 +3,8 @@
 
 The run takes the folder's tokenizers (its vocabulary: ``vocabulary`` in the
 config is not used) and its weights; the config's model must have the
-folder's shape (``preset`` and ``changes``; dropout may differ). With
+folder's shape (``preset`` and ``changes``; dropout may differ; a pruned
+folder's ``attention_heads`` are taken over when the config names none). With
 ``training.lora_rank`` only LoRA adapters of the attention layers' query and
 value projections train (``Transformer.enable_lora``), and the model folder
 holds them merged into the kernels.
@@ -14,6 +15,7 @@ import os
 
 from keras_attention.data.tokenizer_files import load_tokenizer
 from keras_attention.models.saving import load_trained_model
+from keras_attention.models.transformer import Transformer
 
 # Fields of a TransformerConfig a fine-tuning run may change.
 TUNABLE_FIELDS = ("dropout",)
@@ -35,11 +37,15 @@ def init_tokenizers(folder):
     return load_tokenizer(folder, "source"), load_tokenizer(folder, "target")
 
 
-def load_initial_weights(model, folder):
-    """Copy the weights of the model in ``folder`` into ``model`` (a
-    ``Transformer`` built for the run). Raises a one-line ``ValueError``
-    when their shapes differ."""
+def initial_model(model, folder):
+    """``model`` (a ``Transformer`` built for the run) with the weights of the
+    model in ``folder``; rebuilt with the folder's ``attention_heads`` when it
+    was pruned and the run's config names none. Raises a one-line
+    ``ValueError`` when their shapes differ."""
     trained = load_trained_model(folder).model
+    if trained.config.attention_heads and not model.config.attention_heads:
+        model = Transformer(model.config.replace(attention_heads=trained.config.attention_heads),
+                            dtype=model.dtype_policy.name)
     differences = shape_differences(trained.config, model.config)
     if differences:
         theirs = ", ".join(f"{name}={value!r}" for name, (value, _) in differences.items())
@@ -50,6 +56,7 @@ def load_initial_weights(model, folder):
             "without --init-from)."
         )
     model.set_weights(trained.get_weights())
+    return model
 
 
 def shape_differences(trained, wanted):

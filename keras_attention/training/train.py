@@ -61,7 +61,7 @@ from keras_attention.training.distribution import (
     prepare_for_fit,
     worker_directory,
 )
-from keras_attention.training.init_from import init_tokenizers, load_initial_weights
+from keras_attention.training.init_from import init_tokenizers, initial_model
 from keras_attention.training.losses import SequenceCrossEntropy
 from keras_attention.training.metrics import MaskedAccuracy, Perplexity
 from keras_attention.training.provenance import vocabulary_provenance, write_provenance
@@ -233,7 +233,7 @@ def _compiled_model(config, data, strategy):
     with strategy.scope():
         model = build_model(config, data.source_tokenizer, data.target_tokenizer)
         if config.model.init_from is not None:
-            load_initial_weights(model, config.model.init_from)
+            model = initial_model(model, config.model.init_from)
         if config.training.lora_rank is not None:
             model.enable_lora(config.training.lora_rank)
         model.compile(

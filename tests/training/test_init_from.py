@@ -11,7 +11,7 @@ from training.run_configs import write_config
 from cli.main import main
 from keras_attention.models import Transformer, load_trained_model
 from keras_attention.training import load_config, train
-from keras_attention.training.init_from import load_initial_weights
+from keras_attention.training.init_from import initial_model
 
 # The fine-tuning runs read other dates, with a config asking for a word
 # vocabulary: the trained model's character vocabulary is what they use.
@@ -55,7 +55,7 @@ def test_the_run_starts_from_the_trained_weights_and_vocabulary(base, tmp_path):
                          [f"model.init_from={folder}"])
     model = Transformer(config.model.transformer_config(
         trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size))
-    load_initial_weights(model, folder)
+    model = initial_model(model, folder)
     expected = trained.model.get_weights()
     assert len(model.get_weights()) == len(expected)
     for value, want in zip(model.get_weights(), expected):
@@ -154,3 +154,24 @@ def test_a_restored_lora_model_gets_adapters_that_train_again(tmp_path):
     model.fit(inputs, labels, epochs=1, verbose=0)
     b = [i for i, v in enumerate(adapters) if v.path.endswith("lora_kernel_b")]
     assert all(not np.array_equal(np.asarray(adapters[i]), before[i]) for i in b)
+
+
+def test_a_pruned_folder_gives_its_head_counts_to_the_run(base, tmp_path):
+    import dataclasses
+
+    from keras_attention.models import save_trained_model
+    from keras_attention.models.pruning import prune_heads
+
+    _, folder = base
+    trained = load_trained_model(folder)
+    pruned = prune_heads(trained.model, {"encoder_block_0/self_attention": [0]})
+    pruned_folder = save_trained_model(dataclasses.replace(trained, model=pruned),
+                                       tmp_path / "pruned")
+    config = load_config(write_config(tmp_path / "a.yaml", tmp_path / "a", OTHER_DATA),
+                         [f"model.init_from={pruned_folder}"])
+    model = Transformer(config.model.transformer_config(
+        trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size))
+    model = initial_model(model, pruned_folder)
+    assert model.config.attention_heads == {"encoder_block_0/self_attention": 1}
+    for value, want in zip(model.get_weights(), pruned.get_weights()):
+        np.testing.assert_array_equal(value, want)
