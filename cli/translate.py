@@ -147,15 +147,15 @@ def progress(total, label, unit):
                        write=lambda line: click.echo(line, err=True))
 
 
-def decoded_batches(decoder, lines, batch_size, progress_label=None):
+def decoded_batches(decoder, lines, batch_size, progress_label=None, prefixes=None):
     """``decoder.stream(lines)``, with progress on stderr when
     ``progress_label`` is given: ``(label, unit)``, e.g. ``("translating",
-    "sentences")``."""
+    "sentences")``; ``prefixes``: what each output starts with, or ``None``."""
     if progress_label is None:
-        yield from decoder.stream(lines, batch_size)
+        yield from decoder.stream(lines, batch_size, prefixes=prefixes)
         return
     with progress(len(lines), *progress_label) as bar:
-        yield from decoder.stream(lines, batch_size, on_batch=bar.update)
+        yield from decoder.stream(lines, batch_size, on_batch=bar.update, prefixes=prefixes)
 
 
 def warn_on_task(decoder, task):
@@ -197,20 +197,31 @@ def generation_command(name, task, summary, example):
                   help="Cut inputs longer than the model's limit instead of failing "
                        "(stderr says how many).")
     @click.option("--xla", is_flag=True, help=XLA_HELP)
+    @click.option("--prefix-file", default=None, type=click.Path(dir_okay=False),
+                  help="Target prefixes, one per input line (an empty line: none): each "
+                       "output starts with its prefix and the model continues it (trained "
+                       "model folders).")
     @decoding_options
     @user_errors
     def command(model_path, input_path, output_path, input_field, batch_size, truncate, xla,
-                decoding):
+                prefix_file, decoding):
         check_output_path(output_path, "--output")  # before any work
         from_stdin = input_path == "-"
         lines = read_inputs(read_text_file(input_path, "--input"),
                             "stdin" if from_stdin else input_path, input_field)
+        prefixes = None
+        if prefix_file is not None:
+            prefixes = read_text_file(prefix_file, "--prefix-file")
+            if len(prefixes) != len(lines):
+                raise click.UsageError(f"--prefix-file has {len(prefixes)} lines for "
+                                       f"{len(lines)} inputs; give one per input line "
+                                       "(an empty line for none).")
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         warn_on_task(decoder, task)
         check_lengths(decoder, lines)
         # No progress for stdin: typed or piped text gets its outputs alone.
         batches = decoded_batches(decoder, lines, batch_size,
-                                  None if from_stdin else _PROGRESS[task])
+                                  None if from_stdin else _PROGRESS[task], prefixes)
         with output_lines(output_path, len(lines)) as write:
             index = 0
             for batch in batches:
@@ -232,7 +243,8 @@ translate = generation_command(
     "    keras-attention translate --model saved_models/demo\n"
     "  keras-attention translate --model runs/de-en/model --input test.de --output test.en \\\n"
     "    --strategy beam --beam-size 5 --length-penalty 0.6\n"
-    "  keras-attention translate --model ct2/de-en --input test.de --beam-size 4",
+    "  keras-attention translate --model ct2/de-en --input test.de --beam-size 4\n"
+    "  keras-attention translate --model runs/de-en/model --input test.de --prefix-file typed.en",
 )
 
 summarize = generation_command(

@@ -14,7 +14,7 @@ class FakeDecoder:
     def before_batch(self, number):
         """Called before batch ``number`` (0, 1, ...) is decoded."""
 
-    def stream(self, lines, batch_size=64, on_batch=None):
+    def stream(self, lines, batch_size=64, on_batch=None, prefixes=None):
         for start in range(0, len(lines), batch_size):
             chunk = lines[start : start + batch_size]
             self.before_batch(start // batch_size)

@@ -214,12 +214,19 @@ class Decoder:
             return None
         return check_source_lengths(lengths, limit, self.truncate, "--truncate")
 
-    def stream(self, lines, batch_size=64, on_batch=None):
+    def stream(self, lines, batch_size=64, on_batch=None, prefixes=None):
         """The n-best lists of ``(text, score)`` of ``lines`` in input order,
         as they are decoded: lists that follow on from each other (see
-        ``TextGenerator.stream``); SavedModel outputs have no score (NaN)."""
+        ``TextGenerator.stream``); SavedModel outputs have no score (NaN).
+        ``prefixes``: what each output starts with (trained model folders)."""
+        if prefixes is not None and not hasattr(self._generator, "tokenize_prefixes"):
+            raise ValueError(
+                f"--prefix-file: '{self.model_path}' is an export whose decoding cannot start "
+                "from a prefix; use the trained model folder (with model.keras)."
+            )
         if self._generator is not None:
-            for ready in self._generator.stream(lines, batch_size, on_batch):
+            kwargs = {} if prefixes is None else {"prefixes": prefixes}
+            for ready in self._generator.stream(lines, batch_size, on_batch, **kwargs):
                 yield [[(h.text, h.score) for h in hypotheses] for hypotheses in ready]
             return
         for start in range(0, len(lines), batch_size):

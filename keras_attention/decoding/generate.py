@@ -168,40 +168,49 @@ def sentence_limits(source_ids, config, length):
     return ops.clip(limits, 1, length)
 
 
-def _greedy(steps, start, state, total, limits, config, pick):
+def _tiled(rows, count):
+    """The per-sentence ``(limits, prefix or None)`` repeated for ``count``
+    beams or samples."""
+    return tuple(None if part is None else tile_rows(part, count) for part in rows)
+
+
+def _greedy(steps, start, state, total, rows, config, pick):
     tokens, scores = token_search(
         steps.next, pick, start, state, total, END_ID, PAD_ID,
-        decoding_processors(config, limits, END_ID), steps.resize,
+        decoding_processors(config, rows[0], END_ID, prefix=rows[1]), steps.resize,
     )
     return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
 
 
-def _beam(steps, start, state, total, limits, config):
+def _beam(steps, start, state, total, rows, config):
+    limits, prefix = _tiled(rows, config.beam_size)
     return beam_search(
         steps.next, start, state, total, END_ID, PAD_ID,
         beam_size=config.beam_size,
         length_penalty=config.length_penalty,
         n_best=config.n_best,
-        processors=decoding_processors(config, tile_rows(limits, config.beam_size), END_ID),
+        processors=decoding_processors(config, limits, END_ID, prefix=prefix),
         reorder_fn=steps.reorder,
         resize_fn=steps.resize,
         stopping=config.beam_stopping,
     )
 
 
-def _sample(steps, start, state, total, limits, config):
+def _sample(steps, start, state, total, rows, config):
+    limits, prefix = _tiled(rows, config.n_best)
     seed = random.randrange(2**31 - 1) if config.seed is None else config.seed
     return sample_search(
         steps.next, start, state, total, END_ID, PAD_ID,
         num_samples=config.n_best,
         seed=seed,
-        processors=decoding_processors(config, tile_rows(limits, config.n_best), END_ID),
+        processors=decoding_processors(config, limits, END_ID, prefix=prefix),
         warpers=sampling_warpers(config),
         resize_fn=steps.resize,
     )
 
 
-def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick=argmax_pick):
+def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick=argmax_pick,
+             prefix_ids=None):
     """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``.
 
     Args:
@@ -215,6 +224,12 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
             vocabulary), tokens, index) -> (rows,)`` int32 ids; the default is
             ``keras.ops.argmax`` (the TFLite export passes an ``ARG_MAX`` that
             TFLite's builtin ops can run).
+        prefix_ids: optional int ``(batch, prefix_length)`` target ids each
+            output starts with (PAD = 0 after a row's prefix; an all-PAD row
+            decodes freely), e.g. the words a translator typed; the search
+            continues from there, and the scores include the prefix's
+            log-probabilities. A prefix longer than a row's length limit is
+            cut there (then END).
 
     Returns:
         a ``Generation``.
@@ -228,8 +243,26 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
     start = ops.full((ops.shape(source_ids)[0],), START_ID, dtype="int32")
     runners = {"greedy": functools.partial(_greedy, pick=greedy_pick), "beam": _beam,
                "sample": _sample}
-    tokens, scores = runners[config.strategy](steps, start, state, length + 1, limits, config)
+    if prefix_ids is not None:
+        prefix_ids = ops.cast(prefix_ids, "int32")
+        _check_prefix(prefix_ids, source_ids, length)
+    rows = (limits, prefix_ids)
+    tokens, scores = runners[config.strategy](steps, start, state, length + 1, rows, config)
     return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))
+
+
+def _check_prefix(prefix_ids, source_ids, length):
+    """One-line errors for a prefix that cannot be one (rank, batch, length)."""
+    shape = tuple(prefix_ids.shape)
+    if len(shape) != 2:
+        raise ValueError(f"prefix_ids must be (batch, prefix_length), got shape {shape}.")
+    batch = source_ids.shape[0]
+    if None not in (shape[0], batch) and shape[0] != batch:
+        raise ValueError(f"prefix_ids has {shape[0]} rows for {batch} sources; give one "
+                         "prefix per source (an all-PAD row for none).")
+    if shape[1] is not None and shape[1] > length - 1:
+        raise ValueError(f"a prefix of {shape[1]} tokens leaves no room in {length} output "
+                         "tokens; shorten it or raise max_length.")
 
 
 def end_empty_sources(source_ids, ids, scores):

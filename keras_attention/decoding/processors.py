@@ -14,8 +14,11 @@ A processor is a callable ``processor(scores, tokens, index) -> scores``:
 tokens to ``-inf`` without renormalizing - so a chosen token's score is the
 model's log-probability whenever the masks allow it. Sampling applies its
 warpers (``Temperature``, ``TopK``, ``TopP``) on top, for the draw only.
-Per-row tensors (``ForceEndAtLimit``'s limits) must have one entry per row
-(repeat them per beam or sample).
+Per-row tensors (``ForceEndAtLimit``'s limits, ``ForcePrefix``'s prefixes)
+must have one entry per row (repeat them per beam or sample). With a target
+prefix, ``ForcePrefix`` wraps the masks: while a row's prefix lasts its next
+token is the prefix's, scored with the model's log-probability, whatever the
+masks would say.
 """
 
 from keras import ops
@@ -131,6 +134,28 @@ class ForceEndAtLimit:
         return _forbid(scores, ops.logical_and(at_limit, not_end))
 
 
+class ForcePrefix:
+    """The first generated tokens of each row are its ``prefix`` (int
+    ``(rows, prefix_length)``, PAD after a row's prefix; an all-PAD row has
+    none): at those steps only the prefix token is allowed, with its score
+    from before ``controls`` (the masks: a prefix may repeat an n-gram or end
+    past a length limit); after them ``controls`` run as usual."""
+
+    def __init__(self, prefix, controls):
+        self.prefix = ops.cast(prefix, "int32")
+        self.controls = list(controls)
+
+    def __call__(self, scores, tokens, index):
+        controlled = apply_processors(self.controls, scores, tokens, index)
+        length = ops.shape(self.prefix)[1]
+        forced = ops.take(self.prefix, ops.minimum(index, length - 1), axis=1)  # (rows,)
+        active = ops.logical_and(index < length, forced != 0)
+        vocabulary = ops.shape(scores)[-1]
+        only = ops.where(ops.arange(vocabulary, dtype="int32")[None, :] == forced[:, None],
+                         scores, NEG_INF)
+        return ops.where(active[:, None], only, controlled)
+
+
 class Temperature:
     """Divide the scores by ``temperature`` (sampling)."""
 
@@ -178,14 +203,24 @@ def apply_processors(processors, scores, tokens, index):
     return scores
 
 
-def decoding_processors(config, limits, end_id):
+def decoding_processors(config, limits, end_id, prefix=None):
     """The controls of a ``DecodingConfig``: repetition penalty on logits,
     log-softmax, then min length (at most each row's limit - 1), no-repeat
-    n-grams and the forced END at each row's limit (``limits``: ``(rows,)``)."""
+    n-grams and the forced END at each row's limit (``limits``: ``(rows,)``);
+    with a ``prefix`` (``(rows, prefix_length)``) those masks go inside
+    ``ForcePrefix``."""
     processors = []
     if config.repetition_penalty != 1.0:
         processors.append(RepetitionPenalty(config.repetition_penalty))
     processors.append(LogSoftmax())
+    masks = _masks(config, limits, end_id)
+    if prefix is not None:
+        return processors + [ForcePrefix(prefix, masks)]
+    return processors + masks
+
+
+def _masks(config, limits, end_id):
+    processors = []
     if config.min_length > 0:
         # A row's length limit wins over min_length (its END is forced there).
         limits = ops.cast(limits, "int32")

@@ -147,11 +147,39 @@ class TextGenerator:
         self.max_source_length = model.config.max_sequence_length
         self.jit_compile = bool(jit_compile)
         self._generate_ids = tf.function(self._generate_batch, jit_compile=self.jit_compile)
+        self._generate_prefixed_ids = tf.function(self._generate_prefixed_batch,
+                                                  jit_compile=self.jit_compile)
 
     def _generate_batch(self, source_ids):
         """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``."""
         generation = generate(self.model, source_ids, self.config)
         return generation.ids, generation.scores
+
+    def _generate_prefixed_batch(self, source_ids, prefix_ids):
+        """``_generate_batch`` with each output starting with its prefix."""
+        generation = generate(self.model, source_ids, self.config, prefix_ids=prefix_ids)
+        return generation.ids, generation.scores
+
+    def tokenize_prefixes(self, prefixes):
+        """Target ids of each prefix (``""``: none), checked against the
+        output length."""
+        for number, text in enumerate(prefixes, start=1):
+            if not isinstance(text, str):
+                raise TypeError(f"prefix {number} is a {type(text).__name__}, not a string.")
+        given = [i for i, text in enumerate(prefixes) if text.strip()]
+        ids = [[] for _ in prefixes]
+        if given:
+            for i, row in zip(given, source_ids(self.target_tokenizer,
+                                                [prefixes[i] for i in given])):
+                ids[i] = row
+        room = output_length(self.model, self.config) - 1
+        for number, row in enumerate(ids, start=1):
+            if len(row) > room:
+                raise ValueError(
+                    f"prefix {number} has {len(row)} tokens, but outputs hold at most {room} "
+                    "before END; shorten it or raise --max-length."
+                )
+        return ids
 
     def tokenize(self, texts):
         """Source ids of each text as a list of int lists, checked against the
@@ -177,7 +205,7 @@ class TextGenerator:
         length = min(round_up(longest, self.length_bucket), self.max_source_length)
         return padded_ids([rows[min(i, len(rows) - 1)] for i in range(batch_size)], length)
 
-    def stream(self, texts, batch_size=32, on_batch=None):
+    def stream(self, texts, batch_size=32, on_batch=None, prefixes=None):
         """The n-best hypotheses of each text, best first, in input order, as
         they are decoded: after each batch, a list of the outputs that follow
         on from those yielded before (none while an earlier input waits for
@@ -189,12 +217,20 @@ class TextGenerator:
             batch_size: inputs decoded together.
             on_batch: called with the number of inputs done after each batch
                 (e.g. a progress bar's ``update``).
+            prefixes: optional strings, one per text (``""``: none): each
+                output starts with its prefix (target-prefix decoding).
 
         Yields:
             non-empty lists (of one list of ``Hypothesis`` per text).
         """
         validation.check_positive_int("batch_size", batch_size)
         ids = self.tokenize(texts)
+        prefix_ids = None
+        if prefixes is not None:
+            if len(prefixes) != len(texts):
+                raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} inputs; give one "
+                                 "per input (an empty one for none).")
+            prefix_ids = self.tokenize_prefixes(prefixes)
         # Fewer inputs than batch_size: pad to a power of two, not to a full batch.
         rows = min(batch_size, 1 << max(0, len(ids) - 1).bit_length())
         window = batch_size * SORT_WINDOW
@@ -204,7 +240,9 @@ class TextGenerator:
             done, next_index = {}, window_start
             for start in range(0, len(order), batch_size):
                 chosen = order[start : start + batch_size]
-                done.update(zip(chosen, self._decode_batch([ids[i] for i in chosen], rows)))
+                chosen_prefixes = None if prefix_ids is None else [prefix_ids[i] for i in chosen]
+                done.update(zip(chosen, self._decode_batch([ids[i] for i in chosen], rows,
+                                                           chosen_prefixes)))
                 if on_batch is not None:
                     on_batch(len(chosen))
                 ready = []
@@ -214,11 +252,19 @@ class TextGenerator:
                 if ready:
                     yield ready
 
-    def _decode_batch(self, rows_ids, rows):
-        """The n-best ``Hypothesis`` lists of the source ids in ``rows_ids``,
-        decoded as one batch padded to ``rows`` rows."""
+    def _decode_batch(self, rows_ids, rows, prefix_ids=None):
+        """The n-best ``Hypothesis`` lists of the source ids in ``rows_ids``
+        (each output starting with its ``prefix_ids`` row, if given), decoded
+        as one batch padded to ``rows`` rows."""
         batch = self._padded_batch(rows_ids, rows)
-        output_ids, scores = self._generate_ids(tf.constant(batch))
+        if prefix_ids is None:
+            output_ids, scores = self._generate_ids(tf.constant(batch))
+        else:
+            width = round_up(max(1, max(len(row) for row in prefix_ids)), 8)
+            prefix = padded_ids([prefix_ids[min(i, len(prefix_ids) - 1)] for i in range(rows)],
+                                width)
+            output_ids, scores = self._generate_prefixed_ids(tf.constant(batch),
+                                                             tf.constant(prefix))
         output_ids = np.asarray(output_ids)[: len(rows_ids)]
         scores = np.asarray(scores)[: len(rows_ids)]
         n_best = output_ids.shape[1]
@@ -227,16 +273,18 @@ class TextGenerator:
         return [[Hypothesis(texts[row * n_best + k].decode("utf-8"), float(scores[row, k]))
                  for k in range(n_best)] for row in range(len(rows_ids))]
 
-    def generate(self, texts, batch_size=32, on_batch=None):
+    def generate(self, texts, batch_size=32, on_batch=None, prefixes=None):
         """The n-best hypotheses of each text, best first, in input order
         (all of ``stream``'s outputs in one list).
 
         Returns:
             a list (one per text) of lists of ``Hypothesis``.
         """
-        return [hypotheses for ready in self.stream(texts, batch_size, on_batch)
+        return [hypotheses for ready in self.stream(texts, batch_size, on_batch, prefixes)
                 for hypotheses in ready]
 
-    def best(self, texts, batch_size=32):
-        """The best output text of each input, in input order."""
-        return [hypotheses[0].text for hypotheses in self.generate(texts, batch_size)]
+    def best(self, texts, batch_size=32, prefixes=None):
+        """The best output text of each input, in input order (each starting
+        with its prefix, if ``prefixes`` are given)."""
+        return [hypotheses[0].text
+                for hypotheses in self.generate(texts, batch_size, prefixes=prefixes)]

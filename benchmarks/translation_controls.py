@@ -1,0 +1,83 @@
+"""What the translation controls cost in decoding speed; prints JSON.
+
+The ``small`` preset (3+3 layers, hidden 256) with an 8000-token vocabulary
+and random weights decodes one batch of random 20-token sources, exactly
+``--length`` tokens (``min_length``), greedy and beam 4, each decode a
+``tf.function`` traced once before timing (best of ``--repeats``), plain and
+with a target prefix of ``--prefix`` tokens per sentence
+(``generate(..., prefix_ids=...)``). Measured in the same run: read the ratios.
+
+    python benchmarks/translation_controls.py [--quick]
+"""
+
+import argparse
+import json
+import time
+
+from _common import machine, progress
+
+
+def _sentences_per_second(decode, arguments, rows, repeats):
+    import numpy as np
+
+    decode(*arguments)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.asarray(decode(*arguments)[0])
+        best = min(best, time.perf_counter() - started)
+    return rows / best
+
+
+def run(batch_size=32, length=20, prefix_length=5, repeats=3, preset="small",
+        vocabulary_size=8000):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_attention.decoding import DecodingConfig, generate
+    from keras_attention.models import Transformer
+
+    rng = np.random.default_rng(0)
+    sources = rng.integers(4, vocabulary_size, size=(batch_size, 20)).astype("int32")
+    prefix = rng.integers(4, vocabulary_size, size=(batch_size, prefix_length)).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = Transformer.from_preset(preset, encoder_vocabulary_size=vocabulary_size,
+                                    decoder_vocabulary_size=vocabulary_size,
+                                    max_sequence_length=64)
+    figures = {}
+    for name, config in (
+            ("greedy", DecodingConfig(min_length=length, max_length=length + 1)),
+            ("beam4", DecodingConfig(strategy="beam", beam_size=4, min_length=length,
+                                     max_length=length + 1))):
+        plain = tf.function(lambda s, c=config: tuple(vars(generate(model, s, c)).values()))
+        prefixed = tf.function(lambda s, p, c=config: tuple(
+            vars(generate(model, s, c, prefix_ids=p)).values()))
+        progress(f"{name}: plain, prefix")
+        figures[f"{name}_sentences_per_s"] = round(
+            _sentences_per_second(plain, (sources,), batch_size, repeats), 2)
+        figures[f"{name}_prefix_sentences_per_s"] = round(
+            _sentences_per_second(prefixed, (sources, prefix), batch_size, repeats), 2)
+        figures[f"{name}_prefix_over_plain"] = round(
+            figures[f"{name}_prefix_sentences_per_s"] / figures[f"{name}_sentences_per_s"], 3)
+    return {**machine(tf, keras), "preset": preset, "batch_size": batch_size,
+            "length": length, "prefix_length": prefix_length, **figures}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny preset, 200 tokens, 4 sentences of 4 tokens")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prefix", type=int, default=5, help="prefix tokens per sentence")
+    args = parser.parse_args()
+    if args.quick:
+        result = run(batch_size=4, length=4, prefix_length=2, repeats=1, preset="tiny",
+                     vocabulary_size=200)
+    else:
+        result = run(prefix_length=args.prefix, repeats=args.repeats)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
