@@ -5,7 +5,10 @@ and random weights decodes one batch of random 20-token sources, exactly
 ``--length`` tokens (``min_length``), greedy and beam 4, each decode a
 ``tf.function`` traced once before timing (best of ``--repeats``), plain and
 with a target prefix of ``--prefix`` tokens per sentence
-(``generate(..., prefix_ids=...)``). Measured in the same run: read the ratios.
+(``generate(..., prefix_ids=...)``); and the alignments of the greedy
+outputs (``decoding.alignment.alignments``: one teacher-forced pass in a
+``tf.function``, as ``translate --alignments`` adds after decoding). Measured in the same run:
+read the ratios.
 
     python benchmarks/translation_controls.py [--quick]
 """
@@ -27,6 +30,30 @@ def _sentences_per_second(decode, arguments, rows, repeats):
         np.asarray(decode(*arguments)[0])
         best = min(best, time.perf_counter() - started)
     return rows / best
+
+
+def _alignment_figures(model, sources, decode, figures, repeats):
+    """Greedy decoding followed by the alignments of its outputs."""
+    import numpy as np
+
+    from keras_attention.decoding.alignment import alignments, target_tokens
+
+    import tensorflow as tf
+
+    outputs = [target_tokens(row) for row in np.asarray(decode(sources)[0])[:, 0]]
+    rows = [list(row) for row in sources]
+    traced = tf.function(model.attention_scores, reduce_retracing=True)  # as TextGenerator
+    alignments(model, rows, outputs, attention_fn=traced)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        alignments(model, rows, outputs, attention_fn=traced)
+        best = min(best, time.perf_counter() - started)
+    decode_seconds = len(sources) / figures["greedy_sentences_per_s"]
+    return {"greedy_with_alignments_sentences_per_s": round(
+                len(sources) / (decode_seconds + best), 2),
+            "greedy_with_alignments_over_plain": round(decode_seconds / (decode_seconds + best),
+                                                       3)}
 
 
 def run(batch_size=32, length=20, prefix_length=5, repeats=3, preset="small",
@@ -60,6 +87,8 @@ def run(batch_size=32, length=20, prefix_length=5, repeats=3, preset="small",
             _sentences_per_second(prefixed, (sources, prefix), batch_size, repeats), 2)
         figures[f"{name}_prefix_over_plain"] = round(
             figures[f"{name}_prefix_sentences_per_s"] / figures[f"{name}_sentences_per_s"], 3)
+        if name == "greedy":
+            figures.update(_alignment_figures(model, sources, plain, figures, repeats))
     return {**machine(tf, keras), "preset": preset, "batch_size": batch_size,
             "length": length, "prefix_length": prefix_length, **figures}
 

@@ -165,12 +165,25 @@ def warn_on_task(decoder, task):
                    f"'keras-attention {other}' is the matching command.", err=True)
 
 
-def _output_text(index, hypotheses, n_best):
+def _output_text(index, hypotheses, n_best, alignments=None):
     """An input's output lines: its best text, or with ``n_best`` one
-    ``index ||| text ||| score`` line per hypothesis."""
+    ``index ||| text ||| score`` line per hypothesis; with ``alignments``
+    (one ``i-j`` string per hypothesis) a last ``||| i-j ...`` field."""
+    links = [""] * len(hypotheses) if alignments is None else [f" ||| {a}" for a in alignments]
     if not n_best:
-        return hypotheses[0][0] + "\n"
-    return "".join(f"{index} ||| {text} ||| {score:.4f}\n" for text, score in hypotheses)
+        return hypotheses[0][0] + links[0] + "\n"
+    return "".join(f"{index} ||| {text} ||| {score:.4f}{link}\n"
+                   for (text, score), link in zip(hypotheses, links))
+
+
+def _batch_alignments(decoder, lines, batch, layer):
+    """Pharaoh ``i-j`` strings of each hypothesis of ``batch`` (outputs of ``lines``)."""
+    from keras_attention.decoding.alignment import pharaoh
+
+    sources = [line for line, hypotheses in zip(lines, batch) for _ in hypotheses]
+    outputs = [text for hypotheses in batch for text, _ in hypotheses]
+    flat = iter(pharaoh(pairs) for pairs in decoder.alignments(sources, outputs, layer))
+    return [[next(flat) for _ in hypotheses] for hypotheses in batch]
 
 
 def generation_command(name, task, summary, example):
@@ -197,6 +210,12 @@ def generation_command(name, task, summary, example):
                   help="Cut inputs longer than the model's limit instead of failing "
                        "(stderr says how many).")
     @click.option("--xla", is_flag=True, help=XLA_HELP)
+    @click.option("--alignments", "show_alignments", is_flag=True,
+                  help="Append ' ||| i-j ...' to each output: source token i aligned to "
+                       "output token j (0-based tokens as the tokenizers cut them; from the "
+                       "cross-attention, averaged over heads; trained model folders).")
+    @click.option("--alignment-layer", default=-1, show_default=True, type=int,
+                  help="Decoder layer whose cross-attention gives --alignments (-1: the last).")
     @click.option("--prefix-file", default=None, type=click.Path(dir_okay=False),
                   help="Target prefixes, one per input line (an empty line: none): each "
                        "output starts with its prefix and the model continues it (trained "
@@ -204,7 +223,7 @@ def generation_command(name, task, summary, example):
     @decoding_options
     @user_errors
     def command(model_path, input_path, output_path, input_field, batch_size, truncate, xla,
-                prefix_file, decoding):
+                show_alignments, alignment_layer, prefix_file, decoding):
         check_output_path(output_path, "--output")  # before any work
         from_stdin = input_path == "-"
         lines = read_inputs(read_text_file(input_path, "--input"),
@@ -217,6 +236,8 @@ def generation_command(name, task, summary, example):
                                        f"{len(lines)} inputs; give one per input line "
                                        "(an empty line for none).")
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
+        if show_alignments:
+            decoder.alignments([], [], alignment_layer)  # an export or a bad layer: fail now
         warn_on_task(decoder, task)
         check_lengths(decoder, lines)
         # No progress for stdin: typed or piped text gets its outputs alone.
@@ -225,7 +246,11 @@ def generation_command(name, task, summary, example):
         with output_lines(output_path, len(lines)) as write:
             index = 0
             for batch in batches:
-                write([_output_text(index + i, hypotheses, "n_best" in decoding)
+                links = [None] * len(batch)
+                if show_alignments:
+                    links = _batch_alignments(decoder, lines[index:index + len(batch)], batch,
+                                              alignment_layer)
+                write([_output_text(index + i, hypotheses, "n_best" in decoding, links[i])
                        for i, hypotheses in enumerate(batch)])
                 index += len(batch)
 
@@ -244,7 +269,8 @@ translate = generation_command(
     "  keras-attention translate --model runs/de-en/model --input test.de --output test.en \\\n"
     "    --strategy beam --beam-size 5 --length-penalty 0.6\n"
     "  keras-attention translate --model ct2/de-en --input test.de --beam-size 4\n"
-    "  keras-attention translate --model runs/de-en/model --input test.de --prefix-file typed.en",
+    "  keras-attention translate --model runs/de-en/model --input test.de --prefix-file typed.en\n"
+    "  keras-attention translate --model runs/de-en/model --input test.de --alignments",
 )
 
 summarize = generation_command(

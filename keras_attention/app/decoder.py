@@ -214,6 +214,15 @@ class Decoder:
             return None
         return check_source_lengths(lengths, limit, self.truncate, "--truncate")
 
+    def alignments(self, lines, outputs, layer=-1):
+        """``TextGenerator.alignments`` (trained model folders)."""
+        if not hasattr(self._generator, "alignments"):
+            raise ValueError(
+                f"--alignments: '{self.model_path}' is an export without the attention "
+                "weights; use the trained model folder (with model.keras)."
+            )
+        return self._generator.alignments(lines, outputs, layer)
+
     def stream(self, lines, batch_size=64, on_batch=None, prefixes=None):
         """The n-best lists of ``(text, score)`` of ``lines`` in input order,
         as they are decoded: lists that follow on from each other (see

@@ -149,6 +149,7 @@ class TextGenerator:
         self._generate_ids = tf.function(self._generate_batch, jit_compile=self.jit_compile)
         self._generate_prefixed_ids = tf.function(self._generate_prefixed_batch,
                                                   jit_compile=self.jit_compile)
+        self._attention_scores = None  # traced on the first alignments() call
 
     def _generate_batch(self, source_ids):
         """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``."""
@@ -282,6 +283,33 @@ class TextGenerator:
         """
         return [hypotheses for ready in self.stream(texts, batch_size, on_batch, prefixes)
                 for hypotheses in ready]
+
+    def alignments(self, texts, outputs, layer=-1, batch_size=32):
+        """``[(i, j), ...]`` per text: each token ``j`` of its output (as the
+        target tokenizer cuts ``outputs[k]``) aligned to source token ``i``
+        (``alignment.alignments``: decoder ``layer``'s cross-attention,
+        averaged over heads). An empty output has none."""
+        from keras_attention.decoding.alignment import alignments, check_layer
+
+        check_layer(self.model, layer)
+        if len(outputs) != len(texts):
+            raise ValueError(f"{len(outputs)} outputs for {len(texts)} texts.")
+        sources = self.tokenize(texts)
+        given = [k for k, text in enumerate(outputs) if text.strip()]
+        targets = [[] for _ in outputs]
+        if given:
+            for k, row in zip(given, source_ids(self.target_tokenizer,
+                                                [outputs[k] for k in given])):
+                targets[k] = row
+        if self._attention_scores is None:
+            self._attention_scores = tf.function(self.model.attention_scores,
+                                                 reduce_retracing=True)
+        pairs = []
+        for start in range(0, len(texts), batch_size):
+            chunk = slice(start, start + batch_size)
+            pairs += alignments(self.model, sources[chunk], targets[chunk], layer,
+                                attention_fn=self._attention_scores)
+        return pairs
 
     def best(self, texts, batch_size=32, prefixes=None):
         """The best output text of each input, in input order (each starting

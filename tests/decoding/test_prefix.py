@@ -139,3 +139,4 @@ def test_the_controls_benchmark_times_both_paths_in_one_run():
     for name in ("greedy", "beam4"):
         ratio = result[f"{name}_prefix_sentences_per_s"] / result[f"{name}_sentences_per_s"]
         assert result[f"{name}_prefix_over_plain"] == pytest.approx(ratio, abs=1e-3)
+    assert 0 < result["greedy_with_alignments_over_plain"] < 1
