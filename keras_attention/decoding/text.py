@@ -74,6 +74,20 @@ def source_ids(tokenizer, texts):
     return ids
 
 
+def target_ids(tokenizer, texts, what):
+    """The ids of each text (a list of int lists), ``[]`` for an empty one
+    (no prefix, an empty output); ``what`` names them in errors."""
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise TypeError(f"{what} {number} is a {type(text).__name__}, not a string.")
+    given = [k for k, text in enumerate(texts) if text.strip()]
+    ids = [[] for _ in texts]
+    if given:
+        for k, row in zip(given, source_ids(tokenizer, [texts[k] for k in given])):
+            ids[k] = row
+    return ids
+
+
 def detokenize(tokenizer, rows):
     """Texts of id lists ``rows`` (each may end with END, then PAD)."""
     if not rows:
@@ -164,15 +178,7 @@ class TextGenerator:
     def tokenize_prefixes(self, prefixes):
         """Target ids of each prefix (``""``: none), checked against the
         output length."""
-        for number, text in enumerate(prefixes, start=1):
-            if not isinstance(text, str):
-                raise TypeError(f"prefix {number} is a {type(text).__name__}, not a string.")
-        given = [i for i, text in enumerate(prefixes) if text.strip()]
-        ids = [[] for _ in prefixes]
-        if given:
-            for i, row in zip(given, source_ids(self.target_tokenizer,
-                                                [prefixes[i] for i in given])):
-                ids[i] = row
+        ids = target_ids(self.target_tokenizer, prefixes, "prefix")
         room = output_length(self.model, self.config) - 1
         for number, row in enumerate(ids, start=1):
             if len(row) > room:
@@ -295,12 +301,7 @@ class TextGenerator:
         if len(outputs) != len(texts):
             raise ValueError(f"{len(outputs)} outputs for {len(texts)} texts.")
         sources = self.tokenize(texts)
-        given = [k for k, text in enumerate(outputs) if text.strip()]
-        targets = [[] for _ in outputs]
-        if given:
-            for k, row in zip(given, source_ids(self.target_tokenizer,
-                                                [outputs[k] for k in given])):
-                targets[k] = row
+        targets = target_ids(self.target_tokenizer, outputs, "output")
         if self._attention_scores is None:
             self._attention_scores = tf.function(self.model.attention_scores,
                                                  reduce_retracing=True)
