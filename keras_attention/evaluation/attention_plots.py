@@ -36,7 +36,8 @@ class AttentionWeights:
 
     ``encoder``: ``(layers, heads, source, source)``; ``decoder``:
     ``(layers, heads, target, target)``; ``cross``: ``(layers, heads,
-    target, source)``; float32 numpy arrays. Token lists label the axes.
+    target, source)``; float32 numpy arrays (a pruned model's layers with
+    fewer heads have NaN for the missing ones). Token lists label the axes.
     """
 
     source_tokens: list
@@ -107,7 +108,7 @@ def attention_weights(trained, source_text, target_text=None):
             )
     decoder_ids = [START_ID] + generated[:-1]
     scores = model.attention_scores(source, np.asarray([decoder_ids], dtype=np.int32))
-    stacked = {kind: np.stack([np.asarray(s)[0] for s in layers]).astype(np.float32)
+    stacked = {kind: _stack_layers([np.asarray(s)[0] for s in layers])
                for kind, layers in scores.items()}
     return AttentionWeights(
         source_tokens=_pieces(trained.source_tokenizer, source_ids),
@@ -117,6 +118,17 @@ def attention_weights(trained, source_text, target_text=None):
         decoder=stacked["decoder"],
         cross=stacked["cross"],
     )
+
+
+def _stack_layers(layers):
+    """``(layers, heads, rows, columns)`` float32 of per-layer ``(heads, rows,
+    columns)`` arrays; a pruned layer's missing heads are NaN (heads past
+    its count: ``TransformerConfig.attention_heads``)."""
+    heads = max(layer.shape[0] for layer in layers)
+    stacked = np.full((len(layers), heads) + layers[0].shape[1:], np.nan, dtype=np.float32)
+    for index, layer in enumerate(layers):
+        stacked[index, : layer.shape[0]] = layer
+    return stacked
 
 
 def _label(token):
@@ -156,6 +168,10 @@ def attention_figure(trained, source_text, target_text=None, kind="cross", layer
     for r, index in enumerate(chosen):
         for head in range(heads):
             axis = grid[r][head]
+            if np.isnan(matrices[index, head]).all():  # a head pruned from this layer
+                axis.set_title(f"layer {index}: pruned", fontsize=8)
+                axis.axis("off")
+                continue
             image = axis.imshow(matrices[index, head], vmin=0.0, vmax=1.0, cmap="viridis",
                                 aspect="auto", interpolation="nearest")
             axis.set_xticks(range(len(columns)), [_label(t) for t in columns], rotation=90,

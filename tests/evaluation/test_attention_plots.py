@@ -161,3 +161,21 @@ def test_figure_to_image_is_rgba_uint8_of_the_canvas_size(trained_date_model):
     assert image.dtype == np.uint8
     assert image.shape == (round(height), round(width), 4)
     assert (image[..., 3] == 255).all() and image[..., :3].std() > 10
+
+
+def test_a_pruned_model_plots_its_remaining_heads(trained_date_model, tmp_path):
+    import dataclasses
+
+    from keras_attention.models.pruning import prune_heads
+
+    trained, _ = trained_date_model
+    pruned = dataclasses.replace(trained, model=prune_heads(
+        trained.model, {"decoder_block_1/cross_attention": [0, 2]}))
+    weights = attention_weights(pruned, SOURCE)
+    heads = trained.model.config.num_heads
+    assert weights.cross.shape[:2] == (2, heads)
+    assert np.isnan(weights.cross[1, heads - 2:]).all()
+    assert not np.isnan(weights.cross[1, : heads - 2]).any()
+    np.testing.assert_allclose(weights.cross[1, : heads - 2].sum(-1), 1.0, atol=1e-5)
+    path = save_attention_plot(pruned, SOURCE, str(tmp_path / "pruned.png"))
+    assert matplotlib.image.imread(path).shape[0] > 100
