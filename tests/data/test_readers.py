@@ -395,7 +395,6 @@ def test_clean_errors_passes_other_tensorflow_errors_through(tmp_path):
 # ---------------------------------------------------------------- streaming
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_dataset_streams_before_the_file_is_complete(tmp_path):
     """The reader gets its first pair while the writer still holds back most of
     the corpus: nothing waits for (or loads) the whole file."""

@@ -4,7 +4,6 @@ non-loopback bind; in the library and through ``keras-attention serve``."""
 import io
 import json
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -47,8 +46,6 @@ def guarded(toy_dir, token_file):
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1 with its key, another key, an encrypted key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed; it makes the test certificate")
     folder = tmp_path_factory.mktemp("tls")
 
     def openssl(*args):
@@ -347,7 +344,6 @@ def test_cli_banner_curl_reads_the_token_file_and_works(toy_dir, token_file, cer
                     f"--cacert {certs['cert']}")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the curl command is not installed")
 def test_the_printed_curl_runs_against_a_guarded_https_server(toy_dir, token_file, certs,
                                                               monkeypatch):
     echoed, answers = [], []
