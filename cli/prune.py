@@ -99,7 +99,8 @@ def _save(trained, pruned, output_dir, overwrite, model_path, dropped):
 
     from keras_attention.models import save_trained_model
 
-    metadata = {k: v for k, v in trained.metadata.items() if k == "decoding"}
+    # The stored decoding carries over; the training record is the original's.
+    metadata = {"decoding": trained.metadata["decoding"]} if "decoding" in trained.metadata else {}
     pruned_model = dataclasses.replace(trained, model=pruned, metadata=metadata)
     save_trained_model(pruned_model, output_dir, overwrite=overwrite,
                        extra={"pruning": {"from": model_path, "heads": dropped}})

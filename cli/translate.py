@@ -237,7 +237,7 @@ def generation_command(name, task, summary, example):
                                        "(an empty line for none).")
         decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
         if show_alignments:
-            decoder.alignments([], [], alignment_layer)  # an export or a bad layer: fail now
+            decoder.check_alignments(alignment_layer)  # before decoding
         warn_on_task(decoder, task)
         check_lengths(decoder, lines)
         # No progress for stdin: typed or piped text gets its outputs alone.

@@ -214,13 +214,21 @@ class Decoder:
             return None
         return check_source_lengths(lengths, limit, self.truncate, "--truncate")
 
-    def alignments(self, lines, outputs, layer=-1):
-        """``TextGenerator.alignments`` (trained model folders)."""
+    def check_alignments(self, layer=-1):
+        """A one-line ``ValueError`` unless this model can give alignments
+        from decoder ``layer`` (trained model folders)."""
         if not hasattr(self._generator, "alignments"):
             raise ValueError(
                 f"--alignments: '{self.model_path}' is an export without the attention "
                 "weights; use the trained model folder (with model.keras)."
             )
+        from keras_attention.decoding.alignment import check_layer
+
+        check_layer(self._generator.model, layer)
+
+    def alignments(self, lines, outputs, layer=-1):
+        """``TextGenerator.alignments`` (trained model folders)."""
+        self.check_alignments(layer)
         return self._generator.alignments(lines, outputs, layer)
 
     def stream(self, lines, batch_size=64, on_batch=None, prefixes=None):

@@ -228,8 +228,8 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
             output starts with (PAD = 0 after a row's prefix; an all-PAD row
             decodes freely), e.g. the words a translator typed; the search
             continues from there, and the scores include the prefix's
-            log-probabilities. A prefix longer than a row's length limit is
-            cut there (then END).
+            log-probabilities. A prefix is kept whole, also past a row's
+            length limit (END follows it then).
 
     Returns:
         a ``Generation``.

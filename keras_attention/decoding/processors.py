@@ -23,6 +23,8 @@ masks would say.
 
 from keras import ops
 
+from keras_attention.constants import PAD_ID
+
 NEG_INF = float("-inf")
 
 
@@ -149,7 +151,7 @@ class ForcePrefix:
         controlled = apply_processors(self.controls, scores, tokens, index)
         length = ops.shape(self.prefix)[1]
         forced = ops.take(self.prefix, ops.minimum(index, length - 1), axis=1)  # (rows,)
-        active = ops.logical_and(index < length, forced != 0)
+        active = ops.logical_and(index < length, forced != PAD_ID)
         vocabulary = ops.shape(scores)[-1]
         only = ops.where(ops.arange(vocabulary, dtype="int32")[None, :] == forced[:, None],
                          scores, NEG_INF)

@@ -137,6 +137,13 @@ class MultiHeadAttention(keras.layers.Layer):
     def _projections(self):
         return (self.query_dense, self.key_dense, self.value_dense, self.output_dense)
 
+    def projection_variables(self):
+        """The kernel and bias variables of the query, key, value and output
+        projections, in that order (``keras.layers.MultiHeadAttention``'s
+        weight order; no biases without ``use_bias``)."""
+        return [variable for dense in self._projections()
+                for variable in (dense._kernel, dense.bias) if variable is not None]
+
     def enable_lora(self, rank, lora_alpha=None, projections=LORA_PROJECTIONS):
         """LoRA adapters (Hu et al., 2021) on the named projections (of
         ``query``, ``key``, ``value``, ``output``; query and value by default,
@@ -163,12 +170,7 @@ class MultiHeadAttention(keras.layers.Layer):
         output): load those into the sublayers. A current file holds none."""
         if not len(store.keys()):
             return
-        variables = [
-            variable
-            for dense in self._projections()
-            for variable in (dense._kernel, dense.bias)
-            if variable is not None
-        ]
+        variables = self.projection_variables()
         if len(store.keys()) != len(variables):
             raise ValueError(
                 f"attention layer '{self.name}' expects {len(variables)} weights, the file "
@@ -216,15 +218,13 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         query_mask = implicit_mask(query) if query_mask is None else query_mask
         if cache is None:
-            # Implicit key masks: a cache's length is not the inputs' length.
-            if value_mask is None:
-                value_mask = implicit_mask(query if value is None else value)
+            value = query if value is None else value
+            # Implicit key masks only without a cache: its length is not the inputs'.
+            value_mask = implicit_mask(value) if value_mask is None else value_mask
             if key_mask is None and key is not None:
                 key_mask = implicit_mask(key)
-        if cache is not None and cache_update_index is not None and value is None:
+        elif cache_update_index is not None and value is None:
             value = query
-        if cache is None:
-            value = query if value is None else value
         (keys, values), cache = self._keys_and_values(value, key, cache, cache_update_index)
         queries = _heads_first(self.query_dense(query))
         mask = merge_padding_and_attention_mask(

@@ -23,15 +23,12 @@ from keras_attention.training.losses import SequenceCrossEntropy
 
 
 def attention_layers(model):
-    """``{name: MultiHeadAttention}`` of a ``Transformer``, in
-    ``TransformerConfig.attention_layer_names`` order."""
-    layers = {}
-    for i, block in enumerate(model.encoder_blocks):
-        layers[f"encoder_block_{i}/self_attention"] = block.self_attention
-    for i, block in enumerate(model.decoder_blocks):
-        layers[f"decoder_block_{i}/self_attention"] = block.self_attention
-        layers[f"decoder_block_{i}/cross_attention"] = block.cross_attention
-    return layers
+    """``{name: MultiHeadAttention}`` of a ``Transformer``, named and ordered
+    as ``TransformerConfig.attention_layer_names``."""
+    layers = [block.self_attention for block in model.encoder_blocks]
+    for block in model.decoder_blocks:
+        layers += [block.self_attention, block.cross_attention]
+    return dict(zip(model.config.attention_layer_names(), layers))
 
 
 def prunable_layers(model):
@@ -102,7 +99,8 @@ def prune_heads(model, heads):
         bad = sorted(set(h for h in dropped if not 0 <= h < total))
         if bad:
             raise ValueError(f"{name} has heads 0..{total - 1}, not {bad}.")
-        kept[name] = [h for h in range(total) if h not in set(dropped)]
+        gone = set(dropped)
+        kept[name] = [h for h in range(total) if h not in gone]
         if not kept[name]:
             raise ValueError(f"pruning every head of {name} leaves it nothing; keep one.")
         counts[name] = len(kept[name])
@@ -110,19 +108,12 @@ def prune_heads(model, heads):
     new_layers = prunable_layers(pruned)
     sliced = {}
     for name, heads_kept in kept.items():
-        for old, new in zip(_projection_weights(layers[name]),
-                            _projection_weights(new_layers[name])):
+        for old, new in zip(layers[name].projection_variables(),
+                            new_layers[name].projection_variables()):
             sliced[id(new)] = _slice_heads(old, heads_kept, new.path)
     for old, new in zip(model.weights, pruned.weights):
         new.assign(sliced.get(id(new), keras.ops.convert_to_numpy(old)))
     return pruned
-
-
-def _projection_weights(attention):
-    """Kernels and biases of the query, key, value and output projections."""
-    return [w for dense in (attention.query_dense, attention.key_dense, attention.value_dense,
-                            attention.output_dense) for w in (dense.kernel, dense.bias)
-            if w is not None]
 
 
 def _slice_heads(weight, heads, path):

@@ -431,9 +431,10 @@ class LoraRestart(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         for index, layer in enumerate(self.model._flatten_layers(include_self=False)):
-            a = getattr(layer, "lora_kernel_a", None)
-            if getattr(layer, "lora_enabled", False) and a is not None and not np.any(
-                    keras.ops.convert_to_numpy(a)):
+            if not getattr(layer, "lora_enabled", False):
+                continue
+            a = layer.lora_kernel_a
+            if not np.any(keras.ops.convert_to_numpy(a)):
                 initializer = keras.initializers.HeUniform(seed=self.seed + index)
                 a.assign(initializer(a.shape, a.dtype))
 

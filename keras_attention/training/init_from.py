@@ -37,16 +37,15 @@ def init_tokenizers(folder):
     return load_tokenizer(folder, "source"), load_tokenizer(folder, "target")
 
 
-def initial_model(model, folder):
-    """``model`` (a ``Transformer`` built for the run) with the weights of the
-    model in ``folder``; rebuilt with the folder's ``attention_heads`` when it
-    was pruned and the run's config names none. Raises a one-line
+def initial_model(config, folder, dtype=None):
+    """A ``Transformer`` of ``config`` (the run's ``TransformerConfig``; a
+    pruned folder's ``attention_heads`` when it names none) in ``dtype``,
+    with the weights of the model in ``folder``. Raises a one-line
     ``ValueError`` when their shapes differ."""
     trained = load_trained_model(folder).model
-    if trained.config.attention_heads and not model.config.attention_heads:
-        model = Transformer(model.config.replace(attention_heads=trained.config.attention_heads),
-                            dtype=model.dtype_policy.name)
-    differences = shape_differences(trained.config, model.config)
+    if trained.config.attention_heads and not config.attention_heads:
+        config = config.replace(attention_heads=trained.config.attention_heads)
+    differences = shape_differences(trained.config, config)
     if differences:
         theirs = ", ".join(f"{name}={value!r}" for name, (value, _) in differences.items())
         ours = ", ".join(f"{name}={value!r}" for name, (_, value) in differences.items())
@@ -55,6 +54,7 @@ def initial_model(model, folder):
             "model.preset/model.changes to the trained model's shape (or start from scratch "
             "without --init-from)."
         )
+    model = Transformer(config, dtype=dtype)
     model.set_weights(trained.get_weights())
     return model
 

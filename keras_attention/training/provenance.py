@@ -70,7 +70,7 @@ def provenance_difference(saved, config):
     when nothing does. Files are hashed only when their size is the same and
     their modification time is not."""
     now = vocabulary_options(config)
-    for section in [s for s in ("vocabulary", "train") if s in now] + ["model"]:
+    for section in ("model", "vocabulary", "train"):
         found = first_difference(saved.get(section) or {}, now.get(section) or {})
         if found:
             return f"{_PREFIXES.get(section, section)}.{found}"

@@ -232,8 +232,6 @@ def _compiled_model(config, data, strategy):
     total_steps = training_steps(config, data.steps_per_epoch)
     with strategy.scope():
         model = build_model(config, data.source_tokenizer, data.target_tokenizer)
-        if config.model.init_from is not None:
-            model = initial_model(model, config.model.init_from)
         if config.training.lora_rank is not None:
             model.enable_lora(config.training.lora_rank)
         model.compile(
@@ -491,10 +489,14 @@ def training_steps(config, steps_per_epoch):
 def build_model(config, source_tokenizer, target_tokenizer):
     """The ``Transformer`` of ``config.model`` for these tokenizers, in
     ``config.training.precision`` (passed to the model, so the global Keras
-    dtype policy is left alone)."""
+    dtype policy is left alone); with ``model.init_from`` the weights of that
+    folder (``init_from.initial_model``)."""
     transformer_config = config.model.transformer_config(
         source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size
     )
+    if config.model.init_from is not None:
+        return initial_model(transformer_config, config.model.init_from,
+                             dtype=config.training.precision)
     return Transformer(transformer_config, dtype=config.training.precision)
 
 

@@ -19,6 +19,10 @@ TINY = {
 }
 
 
+def quiet(*args):
+    """A ``print_fn`` for ``train`` that prints nothing."""
+
+
 def write_config(path, output_dir, changes=None):
     """Write TINY (sections updated with ``changes``) to ``path``."""
     config = {key: (dict(value) if isinstance(value, dict) else value)

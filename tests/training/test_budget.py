@@ -7,15 +7,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from training.run_configs import write_config
+from training.run_configs import quiet, write_config
 
 from keras_attention.models import Transformer, load_trained_model
 from keras_attention.training import load_config, train
 from keras_attention.training.callbacks import EpochSummary, TrainingBudget, ValidationScores
-
-
-def quiet(*args):
-    pass
 
 
 def test_max_steps_stops_mid_epoch_and_validates_the_stopped_epoch(tmp_path):

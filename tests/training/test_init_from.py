@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from training.run_configs import write_config
+from training.run_configs import TINY, quiet, write_config
 
 from cli.main import main
 from keras_attention.models import Transformer, load_trained_model
@@ -18,10 +18,6 @@ from keras_attention.training.init_from import initial_model
 OTHER_DATA = {"data": {"train": {"format": "dates", "size": 128, "seed": 7},
                        "validation": {"format": "dates", "size": 16, "seed": 8}},
               "vocabulary": {"type": "word"}}
-
-
-def quiet(*args):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +49,9 @@ def test_the_run_starts_from_the_trained_weights_and_vocabulary(base, tmp_path):
     trained = load_trained_model(folder)
     config = load_config(write_config(tmp_path / "a.yaml", tmp_path / "a", OTHER_DATA),
                          [f"model.init_from={folder}"])
-    model = Transformer(config.model.transformer_config(
-        trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size))
-    model = initial_model(model, folder)
+    model = initial_model(config.model.transformer_config(
+        trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size),
+        folder)
     expected = trained.model.get_weights()
     assert len(model.get_weights()) == len(expected)
     for value, want in zip(model.get_weights(), expected):
@@ -86,8 +82,6 @@ def test_lora_trains_only_query_and_value_and_the_folder_holds_them_merged(base,
 
 
 def _base_changes():
-    from training.run_configs import TINY
-
     return dict(TINY["model"]["changes"])
 
 
@@ -169,9 +163,9 @@ def test_a_pruned_folder_gives_its_head_counts_to_the_run(base, tmp_path):
                                        tmp_path / "pruned")
     config = load_config(write_config(tmp_path / "a.yaml", tmp_path / "a", OTHER_DATA),
                          [f"model.init_from={pruned_folder}"])
-    model = Transformer(config.model.transformer_config(
-        trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size))
-    model = initial_model(model, pruned_folder)
+    model = initial_model(config.model.transformer_config(
+        trained.source_tokenizer.vocabulary_size, trained.target_tokenizer.vocabulary_size),
+        pruned_folder)
     assert model.config.attention_heads == {"encoder_block_0/self_attention": 1}
     for value, want in zip(model.get_weights(), pruned.get_weights()):
         np.testing.assert_array_equal(value, want)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from training.run_configs import write_config
+from training.run_configs import quiet, write_config
 
 from keras_attention.data import date_pairs
 from keras_attention.data.tokenizer_files import load_tokenizer
@@ -17,10 +17,6 @@ from keras_attention.training import load_config, train
 from keras_attention.training.callbacks import EpochSummary
 
 PAIRS = date_pairs(128, seed=0)  # 2 steps of 64 pairs per epoch
-
-
-def quiet(*args):
-    pass
 
 
 class Killed(Exception):

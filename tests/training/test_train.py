@@ -9,15 +9,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from training.run_configs import write_config
+from training.run_configs import quiet, write_config
 
 from keras_attention.decoding.text import TextGenerator
 from keras_attention.models import Transformer, load_trained_model
 from keras_attention.training import load_config, train
-
-
-def quiet(*args):
-    pass
 
 
 @pytest.fixture(scope="module")
