@@ -7,8 +7,11 @@ and random weights decodes one batch of random 20-token sources, exactly
 with a target prefix of ``--prefix`` tokens per sentence
 (``generate(..., prefix_ids=...)``); and the alignments of the greedy
 outputs (``decoding.alignment.alignments``: one teacher-forced pass in a
-``tf.function``, as ``translate --alignments`` adds after decoding). Measured in the same run:
-read the ratios.
+``tf.function``, as ``translate --alignments`` adds after decoding); beam 4
+with ``--constraints`` phrases of 2 tokens per sentence (dynamic beam
+allocation, ``constraint_ids``); and an ensemble of two such models
+(``ensemble_steps``), greedy and beam 4. Measured in the same run: read the
+ratios.
 
     python benchmarks/translation_controls.py [--quick]
 """
@@ -56,22 +59,30 @@ def _alignment_figures(model, sources, decode, figures, repeats):
                                                        3)}
 
 
+def _ratio(figures, name, control):
+    figures[f"{name}_{control}_over_plain"] = round(
+        figures[f"{name}_{control}_sentences_per_s"] / figures[f"{name}_sentences_per_s"], 3)
+
+
 def run(batch_size=32, length=20, prefix_length=5, repeats=3, preset="small",
-        vocabulary_size=8000):
+        vocabulary_size=8000, constraints=2):
     import keras
     import numpy as np
     import tensorflow as tf
 
     from keras_attention.decoding import DecodingConfig, generate
+    from keras_attention.decoding.ensemble import ensemble_steps
     from keras_attention.models import Transformer
 
     rng = np.random.default_rng(0)
     sources = rng.integers(4, vocabulary_size, size=(batch_size, 20)).astype("int32")
     prefix = rng.integers(4, vocabulary_size, size=(batch_size, prefix_length)).astype("int32")
     keras.utils.set_random_seed(0)
-    model = Transformer.from_preset(preset, encoder_vocabulary_size=vocabulary_size,
-                                    decoder_vocabulary_size=vocabulary_size,
-                                    max_sequence_length=64)
+    phrases = rng.integers(4, vocabulary_size, size=(batch_size, constraints, 2)).astype("int32")
+    model, second = (Transformer.from_preset(preset, encoder_vocabulary_size=vocabulary_size,
+                                             decoder_vocabulary_size=vocabulary_size,
+                                             max_sequence_length=64) for _ in range(2))
+    pair = ensemble_steps([model, second])
     figures = {}
     for name, config in (
             ("greedy", DecodingConfig(min_length=length, max_length=length + 1)),
@@ -85,12 +96,25 @@ def run(batch_size=32, length=20, prefix_length=5, repeats=3, preset="small",
             _sentences_per_second(plain, (sources,), batch_size, repeats), 2)
         figures[f"{name}_prefix_sentences_per_s"] = round(
             _sentences_per_second(prefixed, (sources, prefix), batch_size, repeats), 2)
-        figures[f"{name}_prefix_over_plain"] = round(
-            figures[f"{name}_prefix_sentences_per_s"] / figures[f"{name}_sentences_per_s"], 3)
+        _ratio(figures, name, "prefix")
+        progress(f"{name}: ensemble of 2")
+        together = tf.function(lambda s, c=config: tuple(
+            vars(generate(model, s, c, steps=pair)).values()))
+        figures[f"{name}_ensemble2_sentences_per_s"] = round(
+            _sentences_per_second(together, (sources,), batch_size, repeats), 2)
+        _ratio(figures, name, "ensemble2")
         if name == "greedy":
             figures.update(_alignment_figures(model, sources, plain, figures, repeats))
+            continue
+        progress(f"{name}: {constraints} constraints of 2 tokens")
+        constrained = tf.function(lambda s, p, c=config: tuple(
+            vars(generate(model, s, c, constraint_ids=p)).values()))
+        figures[f"{name}_constraints_sentences_per_s"] = round(
+            _sentences_per_second(constrained, (sources, phrases), batch_size, repeats), 2)
+        _ratio(figures, name, "constraints")
     return {**machine(tf, keras), "preset": preset, "batch_size": batch_size,
-            "length": length, "prefix_length": prefix_length, **figures}
+            "length": length, "prefix_length": prefix_length,
+            "constraints": f"{constraints} x 2 tokens", **figures}
 
 
 def main():

@@ -14,7 +14,7 @@ import click
 from cli.errors import user_errors
 from cli.inputs import FIELD_HELP, read_inputs, read_text_file
 from cli.outputs import check_output_path, output_lines
-from keras_attention.app.decoder import Decoder, with_implied_strategy
+from keras_attention.app.decoder import Decoder, is_trained_folder, with_implied_strategy
 from keras_attention.constants import BEAM_STOPPINGS, STRATEGIES
 from keras_attention.progress import ProgressLog
 
@@ -147,15 +147,41 @@ def progress(total, label, unit):
                        write=lambda line: click.echo(line, err=True))
 
 
-def decoded_batches(decoder, lines, batch_size, progress_label=None, prefixes=None):
+def decoded_batches(decoder, lines, batch_size, progress_label=None, controls=None):
     """``decoder.stream(lines)``, with progress on stderr when
     ``progress_label`` is given: ``(label, unit)``, e.g. ``("translating",
-    "sentences")``; ``prefixes``: what each output starts with, or ``None``."""
+    "sentences")``; ``controls``: ``read_controls``' keyword arguments."""
+    controls = controls or {}
     if progress_label is None:
-        yield from decoder.stream(lines, batch_size, prefixes=prefixes)
+        yield from decoder.stream(lines, batch_size, **controls)
         return
     with progress(len(lines), *progress_label) as bar:
-        yield from decoder.stream(lines, batch_size, on_batch=bar.update, prefixes=prefixes)
+        yield from decoder.stream(lines, batch_size, on_batch=bar.update, **controls)
+
+
+def parse_constraints(line):
+    """The phrases of a ``--constraints`` line: ``|||``-separated, surrounding
+    spaces dropped; an empty line has none (an empty phrase is left for
+    ``TextGenerator.tokenize_constraints`` to refuse with its line)."""
+    return [phrase.strip() for phrase in line.split("|||")] if line.strip() else []
+
+
+def read_controls(prefix_file, constraints_file, inputs):
+    """``{"prefixes": [...], "constraints": [[...], ...]}`` from the files
+    given (one line per input each); a usage error when a file's lines do
+    not match the inputs."""
+    controls = {}
+    for option, path, name, parse in (
+            ("--prefix-file", prefix_file, "prefixes", str),
+            ("--constraints", constraints_file, "constraints", parse_constraints)):
+        if path is None:
+            continue
+        lines = read_text_file(path, option)
+        if len(lines) != inputs:
+            raise click.UsageError(f"{option} has {len(lines)} lines for {inputs} inputs; "
+                                   "give one per input line (an empty line for none).")
+        controls[name] = [parse(line) for line in lines]
+    return controls
 
 
 def warn_on_task(decoder, task):
@@ -190,11 +216,13 @@ def generation_command(name, task, summary, example):
     """The ``translate`` / ``summarize`` command (same options, other task)."""
 
     @click.command(name=name, help=f"{summary}\n\n{SAVED_DECODING_HELP}\n\n{example}")
-    @click.option("--model", "model_path", required=True, type=click.Path(),
+    @click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(),
                   help="Trained model folder (with model.keras; a training run's is "
                        "RUN/model), exported SavedModel or CTranslate2 export (a version "
                        "folder or its parent: the latest version is used); not TFLite "
-                       "exports.")
+                       "exports. Given more than once (trained model folders with the same "
+                       "vocabularies): an ensemble, their log-probabilities averaged at "
+                       "each step; the first one's stored decoding applies.")
     @click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
                   default="-", show_default=True,
                   help="Text file, one input per line ('-' = stdin; .gz ok).")
@@ -220,29 +248,34 @@ def generation_command(name, task, summary, example):
                   help="Target prefixes, one per input line (an empty line: none): each "
                        "output starts with its prefix and the model continues it (trained "
                        "model folders).")
+    @click.option("--constraints", "constraints_file", default=None,
+                  type=click.Path(dir_okay=False),
+                  help="Terminology constraints, one line per input: phrases separated by "
+                       "'|||' (an empty line: none) that its output must contain, e.g. "
+                       "'Hund ||| roten Ball' (beam search with dynamic beam allocation; "
+                       "implies --strategy beam; trained model folders).")
     @decoding_options
     @user_errors
-    def command(model_path, input_path, output_path, input_field, batch_size, truncate, xla,
-                show_alignments, alignment_layer, prefix_file, decoding):
+    def command(model_paths, input_path, output_path, input_field, batch_size, truncate, xla,
+                show_alignments, alignment_layer, prefix_file, constraints_file, decoding):
         check_output_path(output_path, "--output")  # before any work
+        if constraints_file is not None and "strategy" not in decoding and is_trained_folder(
+                model_paths[0]):
+            decoding = dict(decoding, strategy="beam")  # what constraints are searched with
         from_stdin = input_path == "-"
         lines = read_inputs(read_text_file(input_path, "--input"),
                             "stdin" if from_stdin else input_path, input_field)
-        prefixes = None
-        if prefix_file is not None:
-            prefixes = read_text_file(prefix_file, "--prefix-file")
-            if len(prefixes) != len(lines):
-                raise click.UsageError(f"--prefix-file has {len(prefixes)} lines for "
-                                       f"{len(lines)} inputs; give one per input line "
-                                       "(an empty line for none).")
-        decoder = Decoder(model_path, decoding, truncate=truncate, jit_compile=xla)
+        controls = read_controls(prefix_file, constraints_file, len(lines))
+        decoder = Decoder(model_paths[0], decoding, truncate=truncate, jit_compile=xla,
+                          ensemble=model_paths[1:])
+        decoder.check_controls(**controls)  # before decoding
         if show_alignments:
-            decoder.check_alignments(alignment_layer)  # before decoding
+            decoder.check_alignments(alignment_layer)
         warn_on_task(decoder, task)
         check_lengths(decoder, lines)
         # No progress for stdin: typed or piped text gets its outputs alone.
         batches = decoded_batches(decoder, lines, batch_size,
-                                  None if from_stdin else _PROGRESS[task], prefixes)
+                                  None if from_stdin else _PROGRESS[task], controls)
         with output_lines(output_path, len(lines)) as write:
             index = 0
             for batch in batches:
@@ -270,7 +303,9 @@ translate = generation_command(
     "    --strategy beam --beam-size 5 --length-penalty 0.6\n"
     "  keras-attention translate --model ct2/de-en --input test.de --beam-size 4\n"
     "  keras-attention translate --model runs/de-en/model --input test.de --prefix-file typed.en\n"
-    "  keras-attention translate --model runs/de-en/model --input test.de --alignments",
+    "  keras-attention translate --model runs/de-en/model --input test.de --alignments\n"
+    "  keras-attention translate --model runs/de-en/model --input test.de --constraints terms.txt\n"
+    "  keras-attention translate --model runs/a/model --model runs/b/model --input test.de",
 )
 
 summarize = generation_command(

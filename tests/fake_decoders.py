@@ -11,6 +11,10 @@ class FakeDecoder:
     def check_lengths(self, lines):
         return 0  # none cut
 
+    def check_controls(self, prefixes=None, constraints=None):
+        """Takes no prefixes or constraints (the tests using it give none)."""
+        assert prefixes is None and constraints is None
+
     def before_batch(self, number):
         """Called before batch ``number`` (0, 1, ...) is decoded."""
 

@@ -125,6 +125,11 @@ def _undecodable(path):
     return None
 
 
+def is_trained_folder(path):
+    """Whether ``path`` is a trained model folder (with ``model.keras``)."""
+    return os.path.exists(os.path.join(path, MODEL_FILE))
+
+
 class Decoder:
     """Text -> n-best hypotheses with a trained model folder, a SavedModel or
     a CTranslate2 export.
@@ -138,6 +143,9 @@ class Decoder:
         truncate: cut inputs longer than the model's limit instead of
             failing (``check_lengths``; SavedModels cut them in the graph).
         jit_compile: compile the decoding with XLA (trained folders only).
+        ensemble: more trained model folders decoding with ``model_path``
+            (itself a trained folder) as an ensemble: their
+            log-probabilities averaged at each step; same vocabularies.
 
     Attributes:
         task: the task the model was trained for (``None``: not recorded).
@@ -145,11 +153,18 @@ class Decoder:
             recorded).
     """
 
-    def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
+    def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False,
+                 ensemble=()):
         decoding = decoding or {}
-        error = _undecodable(model_path)
-        if error is not None:
-            raise error
+        for path in (model_path, *ensemble):
+            error = _undecodable(path)
+            if error is not None:
+                raise error
+        for path in (model_path, *ensemble) if ensemble else ():
+            if not is_trained_folder(path):
+                raise ValueError(f"'{path}' is not a trained model folder (no {MODEL_FILE}); "
+                                 "an ensemble (--model given more than once) decodes trained "
+                                 "model folders only, not exports.")
         self.model_path = model_path
         self.truncate = truncate
         self._generator = self._translator = None
@@ -167,15 +182,19 @@ class Decoder:
             self.task = self._generator.task if self._generator.task in TASKS else None
             self.max_source_length = self._generator.max_source_length
             return
-        if os.path.exists(os.path.join(model_path, MODEL_FILE)):
+        if is_trained_folder(model_path):
             from keras_attention.decoding.text import TextGenerator
             from keras_attention.models import load_trained_model
 
+            from keras_attention.decoding.ensemble import check_members
+
             trained = load_trained_model(model_path)
+            members = [load_trained_model(path) for path in ensemble]
+            check_members(trained, members, [f"'{path}'" for path in (model_path, *ensemble)])
             config = decoding_config(decoding, trained.metadata.get("decoding"))
             self.task = trained.task
             self._generator = TextGenerator(trained, config=config, truncate=truncate,
-                                            jit_compile=jit_compile)
+                                            jit_compile=jit_compile, ensemble=members)
             self.max_source_length = self._generator.max_source_length
             return
         from keras_attention.export import SavedModelTranslator, resolve_version
@@ -216,7 +235,18 @@ class Decoder:
 
     def check_alignments(self, layer=-1):
         """A one-line ``ValueError`` unless this model can give alignments
-        from decoder ``layer`` (trained model folders)."""
+        from decoder ``layer`` (trained model folders; SavedModels with the
+        ``alignments`` signature, of the layer they were exported with)."""
+        if self._translator is not None:
+            self._translator.check_signature("alignments", "source-target alignments")
+            exported, layers = (self._translator.metadata.get(key)
+                                for key in ("alignment_layer", "decoder_layers"))
+            if layers and layer % layers != exported:
+                raise ValueError(
+                    f"--alignment-layer {layer}: '{self.model_path}' was exported with the "
+                    f"alignments of decoder layer {exported} (of 0..{layers - 1}); pass "
+                    f"--alignment-layer {exported}, or use the trained model folder.")
+            return
         if not hasattr(self._generator, "alignments"):
             raise ValueError(
                 f"--alignments: '{self.model_path}' is an export without the attention "
@@ -227,28 +257,58 @@ class Decoder:
         check_layer(self._generator.model, layer)
 
     def alignments(self, lines, outputs, layer=-1):
-        """``TextGenerator.alignments`` (trained model folders)."""
+        """``[(i, j), ...]`` per line: its output's tokens aligned to its
+        source tokens (``TextGenerator.alignments``, or a SavedModel's
+        ``alignments`` signature)."""
         self.check_alignments(layer)
+        if self._translator is not None:
+            return self._translator.alignments(lines, outputs)
         return self._generator.alignments(lines, outputs, layer)
 
-    def stream(self, lines, batch_size=64, on_batch=None, prefixes=None):
+    def check_controls(self, prefixes=None, constraints=None):
+        """A one-line ``ValueError`` unless this model can decode with the
+        given ``prefixes`` (trained folders, SavedModels with the ``prefix``
+        signature) and ``constraints`` (trained folders)."""
+        if prefixes is not None and self._translator is not None:
+            self._translator.check_signature("prefix", "target prefixes")
+            prefixes = None
+        for flag, given, what in (("--prefix-file", prefixes, "start from a prefix"),
+                                  ("--constraints", constraints, "search for constraints")):
+            if given is not None and not hasattr(self._generator, "tokenize_prefixes"):
+                raise ValueError(
+                    f"{flag}: '{self.model_path}' is an export whose decoding cannot {what}; "
+                    "use the trained model folder (with model.keras)."
+                )
+
+    def stream(self, lines, batch_size=64, on_batch=None, prefixes=None, constraints=None):
         """The n-best lists of ``(text, score)`` of ``lines`` in input order,
         as they are decoded: lists that follow on from each other (see
         ``TextGenerator.stream``); SavedModel outputs have no score (NaN).
-        ``prefixes``: what each output starts with (trained model folders)."""
-        if prefixes is not None and not hasattr(self._generator, "tokenize_prefixes"):
-            raise ValueError(
-                f"--prefix-file: '{self.model_path}' is an export whose decoding cannot start "
-                "from a prefix; use the trained model folder (with model.keras)."
-            )
+        ``prefixes``: what each output starts with; ``constraints``: the
+        phrases each output contains (trained model folders)."""
+        self.check_controls(prefixes, constraints)
+        if prefixes is not None and self._translator is not None:
+            yield from self._saved_model_batches(
+                lines, batch_size, on_batch,
+                lambda start, chunk: self._translator.prefixed(
+                    chunk, prefixes[start : start + len(chunk)], batch_size))
+            return
         if self._generator is not None:
-            kwargs = {} if prefixes is None else {"prefixes": prefixes}
+            kwargs = {name: value for name, value in
+                      (("prefixes", prefixes), ("constraints", constraints)) if value is not None}
             for ready in self._generator.stream(lines, batch_size, on_batch, **kwargs):
                 yield [[(h.text, h.score) for h in hypotheses] for hypotheses in ready]
             return
+        yield from self._saved_model_batches(
+            lines, batch_size, on_batch, lambda start, chunk: self._translator(chunk, batch_size))
+
+    @staticmethod
+    def _saved_model_batches(lines, batch_size, on_batch, decode):
+        """``stream``'s lists for a SavedModel: ``decode(start, chunk)`` gives
+        the output texts of ``lines[start:start + len(chunk)]`` (no scores)."""
         for start in range(0, len(lines), batch_size):
             chunk = lines[start : start + batch_size]
-            outputs = [[(text, math.nan)] for text in self._translator(chunk, batch_size)]
+            outputs = [[(text, math.nan)] for text in decode(start, chunk)]
             if on_batch is not None:
                 on_batch(len(chunk))
             yield outputs

@@ -41,6 +41,19 @@ def gnmt_length_penalty(length, alpha):
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 
 
+def gather_beams(values, indices):
+    """``values[b, indices[b, j]]`` for ``(batch, beams, ...)`` values and
+    int32 ``(batch, chosen)`` indices: one gather of flattened rows
+    (``take_along_axis`` transposes on the TensorFlow backend, a tenth of a
+    plain beam step's time)."""
+    batch = ops.shape(values)[0]
+    beams, chosen = values.shape[1], indices.shape[1]
+    rows = ops.reshape(indices + ops.expand_dims(ops.arange(batch, dtype="int32") * beams, 1),
+                       (-1,))
+    flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
+    return ops.reshape(ops.take(flat, rows, axis=0), (batch, chosen) + tuple(values.shape[2:]))
+
+
 def beam_search(
     next_fn,
     start_tokens,
@@ -103,16 +116,6 @@ def beam_search(
     finished_scores = ops.full((batch, k), NEG_INF, dtype="float32")
     max_penalty = gnmt_length_penalty(max_length - 1, alpha)
     beam_offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * k, 1)
-
-    def gather_beams(values, indices):
-        """``values[b, indices[b, j]]`` for ``(batch, beams)`` or ``(batch, beams,
-        length)``: one gather of flattened rows (``take_along_axis`` transposes
-        on the TensorFlow backend, a tenth of a plain beam step's time)."""
-        beams, chosen = values.shape[1], indices.shape[1]
-        rows = ops.reshape(indices + ops.expand_dims(ops.arange(batch, dtype="int32") * beams, 1),
-                           (-1,))
-        flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
-        return ops.reshape(ops.take(flat, rows, axis=0), (batch, chosen) + tuple(values.shape[2:]))
 
     def improvable(index, alive_log_probs, finished_scores):
         """``(batch,)``: whether an alive beam may still beat the sentence's

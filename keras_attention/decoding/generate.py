@@ -19,6 +19,7 @@ from keras_attention import validation
 from keras_attention.constants import END_ID, PAD_ID, START_ID, STRATEGIES
 from keras_attention.decoding.beam import STOPPINGS, beam_search
 from keras_attention.decoding.cache import cached_steps, tile_rows, window_lengths
+from keras_attention.decoding.constraints import constrained_beam_search
 from keras_attention.decoding.greedy import argmax_pick, token_search
 from keras_attention.decoding.processors import decoding_processors, sampling_warpers
 from keras_attention.decoding.sampling import sample_search
@@ -182,10 +183,9 @@ def _greedy(steps, start, state, total, rows, config, pick):
     return ops.expand_dims(tokens, 1), ops.expand_dims(scores, 1)
 
 
-def _beam(steps, start, state, total, rows, config):
+def _beam(steps, start, state, total, rows, config, constraints=None):
     limits, prefix = _tiled(rows, config.beam_size)
-    return beam_search(
-        steps.next, start, state, total, END_ID, PAD_ID,
+    options = dict(
         beam_size=config.beam_size,
         length_penalty=config.length_penalty,
         n_best=config.n_best,
@@ -194,6 +194,10 @@ def _beam(steps, start, state, total, rows, config):
         resize_fn=steps.resize,
         stopping=config.beam_stopping,
     )
+    if constraints is None:
+        return beam_search(steps.next, start, state, total, END_ID, PAD_ID, **options)
+    return constrained_beam_search(steps.next, start, state, total, END_ID, constraints,
+                                   limits, PAD_ID, **options)
 
 
 def _sample(steps, start, state, total, rows, config):
@@ -210,7 +214,7 @@ def _sample(steps, start, state, total, rows, config):
 
 
 def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick=argmax_pick,
-             prefix_ids=None):
+             prefix_ids=None, constraint_ids=None):
     """Decode ``source_ids`` ``(batch, source_length)`` (PAD = 0) with ``model``.
 
     Args:
@@ -230,6 +234,11 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
             continues from there, and the scores include the prefix's
             log-probabilities. A prefix is kept whole, also past a row's
             length limit (END follows it then).
+        constraint_ids: optional int ``(batch, constraints, phrase_length)``
+            phrases of target ids (PAD = 0 after each; all-PAD: none) that
+            each output must contain, e.g. glossary terms (beam search only:
+            dynamic beam allocation, ``constraints.py``). An output lacks one
+            only if no hypothesis met them all within the row's length limit.
 
     Returns:
         a ``Generation``.
@@ -246,6 +255,10 @@ def generate(model, source_ids, config=DecodingConfig(), steps=None, greedy_pick
     if prefix_ids is not None:
         prefix_ids = ops.cast(prefix_ids, "int32")
         _check_prefix(prefix_ids, source_ids, length)
+    if constraint_ids is not None:
+        constraint_ids = ops.cast(constraint_ids, "int32")
+        _check_constraints(constraint_ids, source_ids, config)
+        runners["beam"] = functools.partial(_beam, constraints=constraint_ids)
     rows = (limits, prefix_ids)
     tokens, scores = runners[config.strategy](steps, start, state, length + 1, rows, config)
     return Generation(*end_empty_sources(source_ids, tokens[:, :, 1:], scores))
@@ -263,6 +276,21 @@ def _check_prefix(prefix_ids, source_ids, length):
     if shape[1] is not None and shape[1] > length - 1:
         raise ValueError(f"a prefix of {shape[1]} tokens leaves no room in {length} output "
                          "tokens; shorten it or raise max_length.")
+
+
+def _check_constraints(constraint_ids, source_ids, config):
+    """One-line errors for constraints that cannot be searched for."""
+    if config.strategy != "beam":
+        raise ValueError(f"constraints need beam search, not {config.strategy}; use "
+                         "strategy='beam' (--strategy beam).")
+    shape = tuple(constraint_ids.shape)
+    if len(shape) != 3 or None in shape[1:]:
+        raise ValueError("constraint_ids must be (batch, constraints, phrase_length) with "
+                         f"static constraints and phrase_length, got shape {shape}.")
+    batch = source_ids.shape[0]
+    if None not in (shape[0], batch) and shape[0] != batch:
+        raise ValueError(f"constraint_ids has {shape[0]} rows for {batch} sources; give "
+                         "the constraints of every source (all-PAD for none).")
 
 
 def end_empty_sources(source_ids, ids, scores):

@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras_attention import validation
 from keras_attention.constants import PAD_ID
 from keras_attention.data.buckets import padded_ids, round_up
+from keras_attention.decoding.ensemble import check_members, ensemble_steps
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 from keras_attention.models.saving import TrainedModel, check_vocabularies
 
@@ -88,6 +89,19 @@ def target_ids(tokenizer, texts, what):
     return ids
 
 
+def padded_phrases(rows):
+    """int32 ``(len(rows), C, L)`` of ``rows`` (per input, a list of id
+    lists), PAD-filled; ``C`` (at least 1) is a power of two and ``L`` a
+    multiple of 4, so few shapes are traced."""
+    count = 1 << max(0, max(len(phrases) for phrases in rows) - 1).bit_length()
+    width = round_up(max([1] + [len(p) for phrases in rows for p in phrases]), 4)
+    batch = np.zeros((len(rows), count, width), dtype=np.int32)
+    for row, phrases in enumerate(rows):
+        for k, phrase in enumerate(phrases):
+            batch[row, k, : len(phrase)] = phrase
+    return batch
+
+
 def detokenize(tokenizer, rows):
     """Texts of id lists ``rows`` (each may end with END, then PAD)."""
     if not rows:
@@ -123,10 +137,15 @@ class TextGenerator:
             compilation per shape, then decoding 1.3-5x faster on CPU
             (``benchmarks/decode_speed.py``); outputs can differ where two
             tokens nearly tie, as XLA rounds differently.
+        ensemble: more ``TrainedModel``s decoding with this one as an
+            ensemble (``ensemble.py``: their log-probabilities averaged at
+            every step); they need its vocabularies and length limit.
+            Alignments come from the first model.
     """
 
     def __init__(self, trained_or_model, source_tokenizer=None, target_tokenizer=None,
-                 config=DecodingConfig(), truncate=False, length_bucket=16, jit_compile=False):
+                 config=DecodingConfig(), truncate=False, length_bucket=16, jit_compile=False,
+                 ensemble=()):
         if isinstance(trained_or_model, TrainedModel):
             if source_tokenizer is not None or target_tokenizer is not None:
                 raise ValueError(
@@ -160,19 +179,26 @@ class TextGenerator:
         self.length_bucket = length_bucket
         self.max_source_length = model.config.max_sequence_length
         self.jit_compile = bool(jit_compile)
+        self.ensemble = tuple(ensemble)
+        self._steps = None
+        for member in self.ensemble:
+            if not isinstance(member, TrainedModel):
+                raise TypeError("ensemble members must be models.TrainedModel (a model and "
+                                f"its tokenizers), got {type(member).__name__}.")
+        if self.ensemble:
+            first = TrainedModel(model, source_tokenizer, target_tokenizer)
+            names = ["the first model"] + [f"model {n}" for n in range(2, len(ensemble) + 2)]
+            check_members(first, self.ensemble, names)
+            self._steps = ensemble_steps([model] + [member.model for member in self.ensemble])
         self._generate_ids = tf.function(self._generate_batch, jit_compile=self.jit_compile)
-        self._generate_prefixed_ids = tf.function(self._generate_prefixed_batch,
-                                                  jit_compile=self.jit_compile)
         self._attention_scores = None  # traced on the first alignments() call
 
-    def _generate_batch(self, source_ids):
-        """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``."""
-        generation = generate(self.model, source_ids, self.config)
-        return generation.ids, generation.scores
-
-    def _generate_prefixed_batch(self, source_ids, prefix_ids):
-        """``_generate_batch`` with each output starting with its prefix."""
-        generation = generate(self.model, source_ids, self.config, prefix_ids=prefix_ids)
+    def _generate_batch(self, source_ids, prefix_ids=None, constraint_ids=None):
+        """Ids ``(batch, n_best, length)`` and scores ``(batch, n_best)``
+        (each output starting with its prefix and containing its
+        constraints, when given)."""
+        generation = generate(self.model, source_ids, self.config, steps=self._steps,
+                              prefix_ids=prefix_ids, constraint_ids=constraint_ids)
         return generation.ids, generation.scores
 
     def tokenize_prefixes(self, prefixes):
@@ -186,6 +212,28 @@ class TextGenerator:
                     f"prefix {number} has {len(row)} tokens, but outputs hold at most {room} "
                     "before END; shorten it or raise --max-length."
                 )
+        return ids
+
+    def tokenize_constraints(self, constraints):
+        """Target ids of each input's phrases (a list of lists of strings;
+        ``[]``: none), checked: no empty phrase, and all of an input's
+        phrases fit in the output length together."""
+        room = output_length(self.model, self.config) - 1
+        ids = []
+        for number, phrases in enumerate(constraints, start=1):
+            if isinstance(phrases, str) or not all(isinstance(p, str) for p in phrases):
+                raise TypeError(f"constraints {number} must be a list of strings, got "
+                                f"{phrases!r}.")
+            if any(not phrase.strip() for phrase in phrases):
+                raise ValueError(f"constraint line {number} has an empty phrase; separate "
+                                 "phrases with '|||' and leave none empty.")
+            rows = target_ids(self.target_tokenizer, list(phrases), "constraint")
+            if sum(len(row) for row in rows) > room:
+                raise ValueError(
+                    f"constraint line {number} has {sum(len(row) for row in rows)} tokens, but "
+                    f"outputs hold at most {room} before END; drop some or raise --max-length."
+                )
+            ids.append(rows)
         return ids
 
     def tokenize(self, texts):
@@ -212,7 +260,7 @@ class TextGenerator:
         length = min(round_up(longest, self.length_bucket), self.max_source_length)
         return padded_ids([rows[min(i, len(rows) - 1)] for i in range(batch_size)], length)
 
-    def stream(self, texts, batch_size=32, on_batch=None, prefixes=None):
+    def stream(self, texts, batch_size=32, on_batch=None, prefixes=None, constraints=None):
         """The n-best hypotheses of each text, best first, in input order, as
         they are decoded: after each batch, a list of the outputs that follow
         on from those yielded before (none while an earlier input waits for
@@ -226,18 +274,28 @@ class TextGenerator:
                 (e.g. a progress bar's ``update``).
             prefixes: optional strings, one per text (``""``: none): each
                 output starts with its prefix (target-prefix decoding).
+            constraints: optional lists of phrases, one per text (``[]``:
+                none): each output contains every phrase of its list
+                (beam search; ``constraints.py``).
 
         Yields:
             non-empty lists (of one list of ``Hypothesis`` per text).
         """
         validation.check_positive_int("batch_size", batch_size)
         ids = self.tokenize(texts)
-        prefix_ids = None
-        if prefixes is not None:
-            if len(prefixes) != len(texts):
-                raise ValueError(f"{len(prefixes)} prefixes for {len(texts)} inputs; give one "
-                                 "per input (an empty one for none).")
-            prefix_ids = self.tokenize_prefixes(prefixes)
+        extras = {}
+        for name, given, what, tokenize in (
+                ("prefix", prefixes, "prefixes", self.tokenize_prefixes),
+                ("constraints", constraints, "constraint lists", self.tokenize_constraints)):
+            if given is None:
+                continue
+            if len(given) != len(texts):
+                raise ValueError(f"{len(given)} {what} for {len(texts)} inputs; give one per "
+                                 "input (an empty one for none).")
+            extras[name] = tokenize(given)
+        if "constraints" in extras and self.config.strategy != "beam":
+            raise ValueError(f"constraints need beam search, not {self.config.strategy}; "
+                             "use --strategy beam (DecodingConfig(strategy='beam')).")
         # Fewer inputs than batch_size: pad to a power of two, not to a full batch.
         rows = min(batch_size, 1 << max(0, len(ids) - 1).bit_length())
         window = batch_size * SORT_WINDOW
@@ -247,9 +305,10 @@ class TextGenerator:
             done, next_index = {}, window_start
             for start in range(0, len(order), batch_size):
                 chosen = order[start : start + batch_size]
-                chosen_prefixes = None if prefix_ids is None else [prefix_ids[i] for i in chosen]
+                chosen_extras = {name: [rows_ids[i] for i in chosen]
+                                 for name, rows_ids in extras.items()}
                 done.update(zip(chosen, self._decode_batch([ids[i] for i in chosen], rows,
-                                                           chosen_prefixes)))
+                                                           **chosen_extras)))
                 if on_batch is not None:
                     on_batch(len(chosen))
                 ready = []
@@ -259,19 +318,22 @@ class TextGenerator:
                 if ready:
                     yield ready
 
-    def _decode_batch(self, rows_ids, rows, prefix_ids=None):
+    def _decode_batch(self, rows_ids, rows, prefix=None, constraints=None):
         """The n-best ``Hypothesis`` lists of the source ids in ``rows_ids``
-        (each output starting with its ``prefix_ids`` row, if given), decoded
-        as one batch padded to ``rows`` rows."""
-        batch = self._padded_batch(rows_ids, rows)
-        if prefix_ids is None:
-            output_ids, scores = self._generate_ids(tf.constant(batch))
-        else:
-            width = round_up(max(1, max(len(row) for row in prefix_ids)), 8)
-            prefix = padded_ids([prefix_ids[min(i, len(prefix_ids) - 1)] for i in range(rows)],
-                                width)
-            output_ids, scores = self._generate_prefixed_ids(tf.constant(batch),
-                                                             tf.constant(prefix))
+        (each output starting with its ``prefix`` row and containing its
+        ``constraints`` phrases, if given), decoded as one batch padded to
+        ``rows`` rows."""
+        def filled(values):  # the missing rows repeat the last one, as the sources
+            return [values[min(i, len(values) - 1)] for i in range(rows)]
+
+        extras = {}
+        if prefix is not None:
+            width = round_up(max(1, max(len(row) for row in prefix)), 8)
+            extras["prefix_ids"] = tf.constant(padded_ids(filled(prefix), width))
+        if constraints is not None:
+            extras["constraint_ids"] = tf.constant(padded_phrases(filled(constraints)))
+        output_ids, scores = self._generate_ids(tf.constant(self._padded_batch(rows_ids, rows)),
+                                                **extras)
         output_ids = np.asarray(output_ids)[: len(rows_ids)]
         scores = np.asarray(scores)[: len(rows_ids)]
         n_best = output_ids.shape[1]
@@ -280,14 +342,15 @@ class TextGenerator:
         return [[Hypothesis(texts[row * n_best + k].decode("utf-8"), float(scores[row, k]))
                  for k in range(n_best)] for row in range(len(rows_ids))]
 
-    def generate(self, texts, batch_size=32, on_batch=None, prefixes=None):
+    def generate(self, texts, batch_size=32, on_batch=None, prefixes=None, constraints=None):
         """The n-best hypotheses of each text, best first, in input order
         (all of ``stream``'s outputs in one list).
 
         Returns:
             a list (one per text) of lists of ``Hypothesis``.
         """
-        return [hypotheses for ready in self.stream(texts, batch_size, on_batch, prefixes)
+        return [hypotheses
+                for ready in self.stream(texts, batch_size, on_batch, prefixes, constraints)
                 for hypotheses in ready]
 
     def alignments(self, texts, outputs, layer=-1, batch_size=32):
@@ -312,8 +375,8 @@ class TextGenerator:
                                 attention_fn=self._attention_scores)
         return pairs
 
-    def best(self, texts, batch_size=32, prefixes=None):
+    def best(self, texts, batch_size=32, prefixes=None, constraints=None):
         """The best output text of each input, in input order (each starting
-        with its prefix, if ``prefixes`` are given)."""
-        return [hypotheses[0].text
-                for hypotheses in self.generate(texts, batch_size, prefixes=prefixes)]
+        with its prefix and containing its constraints, if given)."""
+        return [hypotheses[0].text for hypotheses in
+                self.generate(texts, batch_size, prefixes=prefixes, constraints=constraints)]

@@ -11,9 +11,11 @@ from keras_attention.atomic import atomic_directory, refuse_existing
 from keras_attention.constants import METADATA_FILE, SAVED_MODEL_FILE
 from keras_attention.export.batching import BatchingParameters, write_batching_parameters
 from keras_attention.export.signatures import (
+    ALIGNMENTS_NAME,
     INPUT_NAME,
     LENGTHS_NAME,
     OUTPUT_NAME,
+    PREFIXES_NAME,
     SCORES_NAME,
 )
 from keras_attention.export.warmup import (
@@ -142,11 +144,15 @@ class SavedModelTranslator:
         self.max_input_length = self.metadata.get("max_input_length")
         self.task = self.metadata.get("task")
 
-    def _batches(self, texts, batch_size):
+    def _batches(self, texts, batch_size, *others):
+        """String tensors of ``texts`` (and of the same rows of each of
+        ``others``) in batches the export takes."""
         if self.max_batch_size:
             batch_size = min(batch_size, self.max_batch_size)
         for i in range(0, len(texts), batch_size):
-            yield tf.constant(texts[i : i + batch_size], dtype=tf.string)
+            batch = [tf.constant(values[i : i + batch_size], dtype=tf.string)
+                     for values in (texts, *others)]
+            yield batch[0] if not others else batch
 
     def __call__(self, texts, batch_size=64):
         """The best output string of each text."""
@@ -168,6 +174,41 @@ class SavedModelTranslator:
             for row, scores in zip(result[OUTPUT_NAME].numpy(), result[SCORES_NAME].numpy()):
                 results.append([(t.decode("utf-8"), float(s)) for t, s in zip(row, scores)])
         return results
+
+    def check_signature(self, name, what):
+        """The loaded signature ``name``; a one-line ``ValueError`` for an
+        export made before it (``what`` it is for)."""
+        if name not in self._loaded.signatures:
+            raise ValueError(f"'{self.path}' was exported without the {name} signature "
+                             f"({what}); export it again, or use the trained model folder.")
+        return self._loaded.signatures[name]
+
+    def prefixed(self, texts, prefixes, batch_size=64):
+        """The best output of each text, starting with its prefix (``""``:
+        none; the ``prefix`` signature)."""
+        signature = self.check_signature("prefix", "target prefixes")
+        outputs = []
+        for batch, chunk in self._batches(texts, batch_size, prefixes):
+            result = signature(**{INPUT_NAME: batch, PREFIXES_NAME: chunk})[OUTPUT_NAME]
+            outputs.extend(t.decode("utf-8") for t in result.numpy())
+        return outputs
+
+    @property
+    def alignment_layer(self):
+        """The decoder layer the ``alignments`` signature reads (``None``:
+        none recorded)."""
+        return self.metadata.get("alignment_layer")
+
+    def alignments(self, texts, outputs, batch_size=64):
+        """``[(i, j), ...]`` per text: each token ``j`` of its output aligned
+        to source token ``i`` (the ``alignments`` signature)."""
+        signature = self.check_signature("alignments", "source-target alignments")
+        pairs = []
+        for batch, chunk in self._batches(texts, batch_size, outputs):
+            result = signature(**{INPUT_NAME: batch, OUTPUT_NAME: chunk})[ALIGNMENTS_NAME]
+            pairs.extend([tuple(int(n) for n in link.split("-")) for link in text.split()]
+                         for text in (t.decode("utf-8") for t in result.numpy()))
+        return pairs
 
     def source_lengths(self, texts, batch_size=64):
         """Source tokens of each text before the export cuts it, or ``None``

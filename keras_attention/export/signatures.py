@@ -12,7 +12,15 @@
   ``scores`` (batch, n_best);
 - ``source_lengths``: ``inputs`` -> ``lengths`` (batch,) int32, the source
   tokens of each input before truncation (so a client can tell which inputs
-  the other signatures cut; exports before it lack it).
+  the other signatures cut; exports before it lack it);
+- ``prefix``: ``inputs`` and ``prefixes`` (batch,) strings -> ``outputs``
+  (batch,) that start with their prefix (``""``: none) and continue it,
+  ``scores`` (batch,) (interactive translation; not XLA-compiled);
+- ``alignments``: ``inputs`` and ``outputs`` (batch,) strings (e.g. what
+  ``serving_default`` returned, or a post-edited version) -> ``alignments``
+  (batch,) strings ``"i-j ..."``: target token ``j`` aligned to source
+  token ``i`` (``decoding/alignment.py``: the export's decoder layer's
+  cross-attention, averaged over heads).
 
 The text signatures call ``ids``, so decoding is traced once.
 """
@@ -22,7 +30,8 @@ import dataclasses
 import tensorflow as tf
 
 from keras_attention import validation
-from keras_attention.constants import PAD_ID
+from keras_attention.constants import PAD_ID, START_ID
+from keras_attention.decoding.alignment import check_layer
 from keras_attention.decoding.generate import DecodingConfig, generate, output_length
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -32,6 +41,8 @@ SCORES_NAME = "scores"
 SOURCE_IDS_NAME = "source_ids"
 IDS_NAME = "ids"
 LENGTHS_NAME = "lengths"
+PREFIXES_NAME = "prefixes"
+ALIGNMENTS_NAME = "alignments"
 EXPORTABLE_STRATEGIES = ("greedy", "beam")
 
 
@@ -63,6 +74,16 @@ SIGNATURES = {
     "source_lengths": {
         "inputs": {INPUT_NAME: "string (batch,)"},
         "outputs": {LENGTHS_NAME: "int32 (batch,), source tokens before truncation"},
+    },
+    "prefix": {
+        "inputs": {INPUT_NAME: "string (batch,)", PREFIXES_NAME: "string (batch,), '' = none"},
+        "outputs": {OUTPUT_NAME: "string (batch,), each starting with its prefix",
+                    SCORES_NAME: "float32 (batch,)"},
+    },
+    "alignments": {
+        "inputs": {INPUT_NAME: "string (batch,)", OUTPUT_NAME: "string (batch,)"},
+        "outputs": {ALIGNMENTS_NAME: "string (batch,), 'i-j' pairs: target token j aligned "
+                                     "to source token i"},
     },
 }
 
@@ -104,11 +125,13 @@ class TextToTextModule(tf.Module):
             differently).
         length_bucket: with ``jit_compile``, sources are padded to a multiple
             of this many tokens.
+        alignment_layer: the decoder layer whose cross-attention the
+            ``alignments`` signature reads (``-1``: the last).
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, max_output_length=None,
                  config=DecodingConfig(), max_batch_size=64, jit_compile=False,
-                 length_bucket=16):
+                 length_bucket=16, alignment_layer=-1):
         super().__init__(name="text_to_text")
         limit = model.config.max_sequence_length
         if not isinstance(config, DecodingConfig):
@@ -128,6 +151,8 @@ class TextToTextModule(tf.Module):
             config = config.replace(max_length=max_output_length - 1)
         validation.check_positive_int("max_batch_size", max_batch_size)
         validation.check_positive_int("length_bucket", length_bucket)
+        check_layer(model, alignment_layer)
+        self.alignment_layer = alignment_layer % model.config.num_decoder_layers
         self.model = model
         # The TF1 loader (saved_model_cli, TF Serving) finds variables only
         # when the module tracks them itself.
@@ -150,6 +175,8 @@ class TextToTextModule(tf.Module):
             "max_generated_tokens": self.max_output_length - 1,
             "max_batch_size": self.max_batch_size,
             "xla": self.jit_compile,
+            "alignment_layer": self.alignment_layer,
+            "decoder_layers": self.model.config.num_decoder_layers,
             "signatures": SIGNATURES,
         }
 
@@ -166,18 +193,24 @@ class TextToTextModule(tf.Module):
     def source_tokens(self, texts):
         """Ragged source ids of ``texts``, not truncated; invalid UTF-8 is
         replaced with U+FFFD first."""
-        texts = tf.strings.unicode_transcode(
-            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-        return self.source_tokenizer.tokenize(texts)
+        return self.source_tokenizer.tokenize(_valid_utf8(texts))
 
     def encode_text(self, texts):
         """Padded source ids ``(batch, length >= 1)``, truncated to the limit;
         invalid UTF-8 is replaced with U+FFFD first."""
-        ids = self.source_tokens(texts)[:, : self.max_input_length]
-        ids = ids.to_tensor(PAD_ID)
-        # A batch of empty strings still needs one (padding) position.
-        return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+        return _padded(self.source_tokens(texts)[:, : self.max_input_length])
+
+    def encode_target(self, texts, limit):
+        """Padded target ids ``(batch, length >= 1)`` of ``texts`` (prefixes,
+        outputs), cut to ``limit`` tokens, and each one's length."""
+        ids = self.target_tokenizer.tokenize(_valid_utf8(texts))[:, :limit]
+        return _padded(ids), tf.cast(ids.row_lengths(), tf.int32)
+
+    def _check_pairs(self, inputs, others, what):
+        """The batch check, and one ``what`` per input."""
+        return [self._check_batch(inputs), tf.debugging.assert_equal(
+            tf.shape(others)[0], tf.shape(inputs)[0],
+            message=f"one {what} per input: as many {what}es as inputs")]
 
     def generate_ids(self, source_ids):
         """``(ids (batch, n_best, length), scores (batch, n_best))`` for
@@ -248,7 +281,54 @@ class TextToTextModule(tf.Module):
         result = self.n_best(inputs)
         return {OUTPUT_NAME: result[OUTPUT_NAME][:, 0], SCORES_NAME: result[SCORES_NAME][:, 0]}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME),
+                                  tf.TensorSpec([None], tf.string, name=PREFIXES_NAME)])
+    def prefix(self, inputs, prefixes):
+        with tf.control_dependencies(self._check_pairs(inputs, prefixes, "prefix")):
+            inputs = tf.identity(inputs)
+        # A prefix leaves room for END: it is cut to max_output_length - 2 tokens.
+        prefix_ids, _ = self.encode_target(prefixes, self.max_output_length - 2)
+        generation = generate(self.model, self.encode_text(inputs), self.config,
+                              prefix_ids=prefix_ids)
+        texts = self.target_tokenizer.detokenize(generation.ids[:, 0])
+        return {OUTPUT_NAME: texts, SCORES_NAME: generation.scores[:, 0]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME),
+                                  tf.TensorSpec([None], tf.string, name=OUTPUT_NAME)])
+    def alignments(self, inputs, outputs):
+        with tf.control_dependencies(self._check_pairs(inputs, outputs, "output")):
+            inputs = tf.identity(inputs)
+        source_ids = self.encode_text(inputs)
+        target_ids, lengths = self.encode_target(outputs, self.max_input_length - 1)
+        start = tf.fill([tf.shape(target_ids)[0], 1], START_ID)
+        decoder_ids = tf.concat([start, target_ids], axis=1)
+        cross = self.model.attention_scores(source_ids, decoder_ids)["cross"]
+        weights = tf.reduce_mean(tf.cast(cross[self.alignment_layer], tf.float32), axis=1)
+        # Decoder position j (START, then the outputs' tokens) predicts token j.
+        weights = weights[:, : tf.shape(target_ids)[1], :]
+        weights = tf.where((source_ids != PAD_ID)[:, None, :], weights, float("-inf"))
+        best = tf.argmax(weights, axis=-1, output_type=tf.int32)
+        positions = tf.broadcast_to(tf.range(tf.shape(best)[1]), tf.shape(best))
+        pairs = tf.strings.join([tf.strings.as_string(best), tf.strings.as_string(positions)],
+                                separator="-")
+        pairs = tf.RaggedTensor.from_tensor(pairs, lengths=lengths)
+        return {ALIGNMENTS_NAME: tf.strings.reduce_join(pairs, axis=1, separator=" ")}
+
     def signatures(self):
         """The signatures to save, by name."""
         return {"serving_default": self.serve, "n_best": self.n_best, "ids": self.ids,
-                "source_lengths": self.source_lengths}
+                "source_lengths": self.source_lengths, "prefix": self.prefix,
+                "alignments": self.alignments}
+
+
+def _valid_utf8(texts):
+    """``texts`` with invalid UTF-8 replaced by U+FFFD."""
+    return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
+                                        replacement_char=0xFFFD)
+
+
+def _padded(ragged):
+    """A dense PAD-filled tensor of ragged ids, at least one column (a batch
+    of empty strings still needs one padding position)."""
+    ids = ragged.to_tensor(PAD_ID)
+    return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])

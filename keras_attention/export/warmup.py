@@ -55,22 +55,25 @@ def warmup_requests(module, texts=DEFAULT_WARMUP_TEXTS):
     ``TextToTextModule``: for each string signature a batch of the shortest
     text and a batch of up to ``max_batch_size`` texts (``texts``, then one
     of at least ``max_input_length`` words, which the graph cuts to the
-    model's limit); for ``ids`` the source ids of that second batch."""
+    model's limit), as every string input (prefixes and outputs too); for
+    ``ids`` the source ids of those batches."""
     texts = pick_warmup_texts(texts) or list(DEFAULT_WARMUP_TEXTS[:1])
     words = " ".join(texts).split()
     long_text = " ".join(words * (module.max_input_length // len(words) + 1))
     batches = [texts[:1], (texts + [long_text])[: module.max_batch_size]]
     requests = []
     for name, function in module.signatures().items():
-        spec = function.input_signature[0]
         for batch in batches:
-            if spec.dtype == tf.string:
-                value = np.array([t.encode("utf-8") for t in batch], dtype=object)
-            elif spec.name == SOURCE_IDS_NAME:
-                value = module.encode_text(tf.constant(batch)).numpy().astype(np.int32)
-            else:
-                continue
-            requests.append((name, {spec.name: value}))
+            inputs = {}
+            for spec in function.input_signature:
+                if spec.dtype == tf.string:  # texts, prefixes, outputs: the same strings
+                    inputs[spec.name] = np.array([t.encode("utf-8") for t in batch],
+                                                 dtype=object)
+                elif spec.name == SOURCE_IDS_NAME:
+                    inputs[spec.name] = module.encode_text(tf.constant(batch)).numpy().astype(
+                        np.int32)
+            if len(inputs) == len(function.input_signature):
+                requests.append((name, inputs))
     return requests
 
 

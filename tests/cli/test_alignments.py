@@ -55,11 +55,10 @@ def test_the_year_aligns_to_the_year(trained_date_model):
     assert target_tokens([5, 6, 2, 0, 7]) == [5, 6]
 
 
-def test_exports_and_bad_layers_are_one_line_errors(trained_date_model, date_export, tmp_path):
+def test_bad_layers_are_one_line_errors(trained_date_model, tmp_path):
+    # Exports: tests/cli/test_export_controls.py.
     _, folder = trained_date_model
-    _, export = date_export
     for model, args, message in [
-        (export, [], "--alignments: '"),
         (folder, ["--alignment-layer", "7"], "the model has decoder layers 0..1"),
     ]:
         result = CliRunner().invoke(main, ["translate", "--model", model, "--input",

@@ -29,12 +29,8 @@ def test_outputs_start_with_the_prefixes(trained_date_model, tmp_path):
     assert [outputs[1], outputs[4]] == [free[1], free[4]]
 
 
-def test_a_wrong_count_or_an_export_is_a_one_line_error(trained_date_model, date_export,
-                                                       tmp_path):
+def test_a_wrong_count_is_a_usage_error(trained_date_model, tmp_path):
+    # Exports: tests/cli/test_export_controls.py.
     _, folder = trained_date_model
     result = _invoke(folder, tmp_path, ["19", "2"])
     assert result.exit_code == 2 and "--prefix-file has 2 lines for 5 inputs" in result.output
-    _, export = date_export
-    result = _invoke(export, tmp_path, [""] * 5)
-    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
-    assert "--prefix-file: '" in result.output and "use the trained model folder" in result.output

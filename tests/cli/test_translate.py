@@ -161,7 +161,8 @@ def test_flags_reach_the_decoding_config(monkeypatch, tmp_path, flags, expected)
     seen = {}
 
     class RecordingDecoder(FakeDecoder):
-        def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False):
+        def __init__(self, model_path, decoding=None, truncate=False, jit_compile=False,
+                     ensemble=()):
             seen.update(decoding=decoding, truncate=truncate, jit_compile=jit_compile,
                         config=decoding_config(decoding))
 

@@ -136,7 +136,20 @@ def test_the_controls_benchmark_times_both_paths_in_one_run():
 
     result = load_benchmark("translation_controls").run(
         batch_size=2, length=3, prefix_length=2, repeats=1, preset="tiny", vocabulary_size=200)
-    for name in ("greedy", "beam4"):
-        ratio = result[f"{name}_prefix_sentences_per_s"] / result[f"{name}_sentences_per_s"]
-        assert result[f"{name}_prefix_over_plain"] == pytest.approx(ratio, abs=1e-3)
+    for name, control in (("greedy", "prefix"), ("beam4", "prefix"), ("greedy", "ensemble2"),
+                          ("beam4", "ensemble2"), ("beam4", "constraints")):
+        ratio = result[f"{name}_{control}_sentences_per_s"] / result[f"{name}_sentences_per_s"]
+        assert result[f"{name}_{control}_over_plain"] == pytest.approx(ratio, abs=1e-3)
     assert 0 < result["greedy_with_alignments_over_plain"] < 1
+
+
+def test_the_quality_benchmark_takes_each_references_rarest_noun():
+    from benchmark_scripts import load_benchmark
+
+    rarest = load_benchmark("controls_quality").rarest_nouns
+    train = ["Ein Hund läuft.", "Ein Hund und ein Ball.", "Der Ball ist rot.", "Ein Mann."]
+    references = ["Ein Hund jagt einen Ball.", "Ein Mann spielt.", "ein kleiner hund.",
+                  "Eine Frau und ein Hund."]
+    # "Ein" starts the sentence; of Hund (2) and Ball (2) the tie goes to the first
+    # alphabetically; unknown words (Frau: 0) are the rarest; no capitalized word: "".
+    assert rarest(references, train) == ["Ball", "Mann", "", "Frau"]

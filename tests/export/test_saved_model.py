@@ -213,7 +213,8 @@ def _in_memory(module, signature):
 def test_reloaded_signatures_equal_in_memory(trained_exports, name):
     module, path = trained_exports[name]
     loaded = tf.saved_model.load(path)
-    assert sorted(loaded.signatures) == ["ids", "n_best", "serving_default", "source_lengths"]
+    assert sorted(loaded.signatures) == ["alignments", "ids", "n_best", "prefix",
+                                         "serving_default", "source_lengths"]
     for signature, key in (("serve", "serving_default"), ("n_best", "n_best")):
         expected = _in_memory(module, signature)
         inputs = tf.constant([p.encode() for p in PROBES] + [INVALID_UTF8])

@@ -48,11 +48,14 @@ def _records(version_directory):
 def test_warmup_records_are_prediction_logs_of_every_signature(exported, text_module):
     _, path = exported
     logs = _records(path)
-    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log"] * 8
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log"] * 12
     requests = [log.predict_log.request for log in logs]
     assert [r.model_spec.signature_name for r in requests] == [
         "serving_default", "serving_default", "n_best", "n_best", "ids", "ids",
-        "source_lengths", "source_lengths"]
+        "source_lengths", "source_lengths", "prefix", "prefix", "alignments", "alignments"]
+    # Signatures of two string inputs get the texts as both.
+    assert sorted(requests[9].inputs) == ["inputs", "prefixes"]
+    assert sorted(requests[11].inputs) == ["inputs", "outputs"]
     by_length = sorted(SENTENCES, key=len)  # blank inputs dropped, shortest first
     short = tf.make_ndarray(requests[0].inputs["inputs"]).tolist()
     full = [t.decode() for t in tf.make_ndarray(requests[1].inputs["inputs"])]
@@ -68,9 +71,10 @@ def test_warmup_requests_run_against_the_export_with_the_modules_outputs(exporte
     _, path = exported
     loaded = tf.saved_model.load(path)
     requests = read_warmup_requests(path)
-    assert len(requests) == 8
+    assert len(requests) == 12
     methods = {"serving_default": text_module.serve, "n_best": text_module.n_best,
-               "ids": text_module.ids, "source_lengths": text_module.source_lengths}
+               "ids": text_module.ids, "source_lengths": text_module.source_lengths,
+               "prefix": text_module.prefix, "alignments": text_module.alignments}
     for signature, inputs in requests:
         tensors = {key: tf.constant(value) for key, value in inputs.items()}
         result = loaded.signatures[signature](**tensors)
@@ -82,7 +86,7 @@ def test_warmup_requests_run_against_the_export_with_the_modules_outputs(exporte
             else:
                 np.testing.assert_array_equal(result[key].numpy(), expected[key].numpy())
     # The server runs each once at load, before it serves.
-    assert ServedModel(path).warmup_requests == 8
+    assert ServedModel(path).warmup_requests == 12
 
 
 def test_pick_warmup_texts_spreads_over_lengths():

@@ -132,7 +132,9 @@ def test_describe_records_the_decoding_and_limits(text_module):
     assert info["decoding"] == dict(DecodingConfig(max_length=11).__dict__)
     assert info["max_input_length"] == 16 and info["max_generated_tokens"] == 11
     assert info["max_batch_size"] == 64
-    assert sorted(info["signatures"]) == ["ids", "n_best", "serving_default", "source_lengths"]
+    assert sorted(info["signatures"]) == ["alignments", "ids", "n_best", "prefix",
+                                          "serving_default", "source_lengths"]
+    assert info["alignment_layer"] == 0 and info["decoder_layers"] == 1  # the last
 
 
 def _make(text_module, **kwargs):
