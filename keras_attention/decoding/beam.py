@@ -54,6 +54,22 @@ def gather_beams(values, indices):
     return ops.reshape(ops.take(flat, rows, axis=0), (batch, chosen) + tuple(values.shape[2:]))
 
 
+def initial_beams(start_tokens, beams, max_length, pad_id):
+    """``(alive_tokens (batch, beams, max_length), alive_log_probs (batch,
+    beams), finished_tokens, finished_scores)`` before the first step: START
+    then PAD; only the first beam alive (the copies would repeat it), nothing
+    finished."""
+    batch = ops.shape(start_tokens)[0]
+    alive_tokens = ops.concatenate(
+        [ops.broadcast_to(ops.reshape(start_tokens, (-1, 1, 1)), (batch, beams, 1)),
+         ops.full((batch, beams, max_length - 1), pad_id, dtype="int32")], axis=2)
+    first = ops.concatenate([ops.zeros((1,)), ops.full((beams - 1,), NEG_INF)], axis=0)
+    alive_log_probs = ops.broadcast_to(ops.expand_dims(first, 0), (batch, beams))
+    finished_tokens = ops.zeros_like(alive_tokens) + pad_id
+    finished_scores = ops.full((batch, beams), NEG_INF, dtype="float32")
+    return alive_tokens, alive_log_probs, finished_tokens, finished_scores
+
+
 def beam_search(
     next_fn,
     start_tokens,
@@ -102,18 +118,8 @@ def beam_search(
     k = beam_size
     alpha = float(length_penalty)
     cache = tile_rows(cache, k)
-    alive_tokens = ops.concatenate(
-        [
-            ops.broadcast_to(ops.reshape(start_tokens, (-1, 1, 1)), (batch, k, 1)),
-            ops.full((batch, k, max_length - 1), pad_id, dtype="int32"),
-        ],
-        axis=2,
-    )
-    # Only the first beam is live at first, so the k copies do not repeat.
-    first = ops.concatenate([ops.zeros((1,)), ops.full((k - 1,), NEG_INF)], axis=0)
-    alive_log_probs = ops.broadcast_to(ops.expand_dims(first, 0), (batch, k))
-    finished_tokens = ops.zeros_like(alive_tokens) + pad_id
-    finished_scores = ops.full((batch, k), NEG_INF, dtype="float32")
+    alive_tokens, alive_log_probs, finished_tokens, finished_scores = initial_beams(
+        start_tokens, k, max_length, pad_id)
     max_penalty = gnmt_length_penalty(max_length - 1, alpha)
     beam_offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * k, 1)
 

@@ -37,7 +37,7 @@ from keras import ops
 
 from keras_attention import validation
 from keras_attention.constants import BEAM_STOPPINGS as STOPPINGS
-from keras_attention.decoding.beam import gather_beams, gnmt_length_penalty
+from keras_attention.decoding.beam import gather_beams, gnmt_length_penalty, initial_beams
 from keras_attention.decoding.cache import tile_rows, while_loop_in_windows
 from keras_attention.decoding.processors import NEG_INF, apply_processors
 
@@ -205,13 +205,8 @@ def constrained_beam_search(
     phrases = Constraints(constraints, pad_id)
     limits = ops.reshape(ops.cast(limits, "int32"), (batch, k))
     cache = tile_rows(cache, k)
-    alive_tokens = ops.concatenate(
-        [ops.broadcast_to(ops.reshape(start_tokens, (-1, 1, 1)), (batch, k, 1)),
-         ops.full((batch, k, max_length - 1), pad_id, dtype="int32")], axis=2)
-    first = ops.concatenate([ops.zeros((1,)), ops.full((k - 1,), NEG_INF)], axis=0)
-    alive_log_probs = ops.broadcast_to(ops.expand_dims(first, 0), (batch, k))
-    finished_tokens = ops.zeros_like(alive_tokens) + pad_id
-    finished_scores = ops.full((batch, k), NEG_INF, dtype="float32")
+    alive_tokens, alive_log_probs, finished_tokens, finished_scores = initial_beams(
+        start_tokens, k, max_length, pad_id)
     finished_met = ops.zeros((batch, k), dtype="bool")
     max_penalty = gnmt_length_penalty(max_length - 1, alpha)
     beam_offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * k, 1)

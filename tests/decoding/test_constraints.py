@@ -85,18 +85,25 @@ def test_a_sentence_does_not_depend_on_its_batch(model):
         np.testing.assert_allclose(_np(alone.scores)[0], _np(batch.scores)[row], atol=1e-5)
 
 
-def test_in_a_graph_as_eagerly(model):
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_in_a_graph_as_eagerly(model, jit_compile):
     phrases = _phrases(PHRASES)
     eager = generate(model, sources(), BEAM, constraint_ids=phrases)
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def run(source_ids, constraint_ids):
         generation = generate(model, source_ids, BEAM, constraint_ids=constraint_ids)
         return generation.ids, generation.scores
 
     ids, scores = run(tf.constant(sources()), tf.constant(phrases))
-    np.testing.assert_array_equal(ids.numpy(), _np(eager.ids))
-    np.testing.assert_allclose(scores.numpy(), _np(eager.scores), atol=1e-5)
+    if not jit_compile:
+        np.testing.assert_array_equal(ids.numpy(), _np(eager.ids))
+    # XLA rounds differently: where two hypotheses nearly tie (this random
+    # model's outputs are mostly one repeated token) it may pick the other.
+    for row, wanted in enumerate(PHRASES):
+        assert all(_contains(_generated(ids.numpy()[row, 0]), phrase) for phrase in wanted)
+    np.testing.assert_allclose(scores.numpy(), _np(eager.scores), atol=1e-3 if jit_compile
+                               else 1e-5)
 
 
 def test_a_phrase_that_cannot_fit_ends_at_the_limit(model):
