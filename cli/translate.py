@@ -241,13 +241,14 @@ def generation_command(name, task, summary, example):
     @click.option("--alignments", "show_alignments", is_flag=True,
                   help="Append ' ||| i-j ...' to each output: source token i aligned to "
                        "output token j (0-based tokens as the tokenizers cut them; from the "
-                       "cross-attention, averaged over heads; trained model folders).")
+                       "cross-attention, averaged over heads; trained model folders and "
+                       "SavedModels).")
     @click.option("--alignment-layer", default=-1, show_default=True, type=int,
                   help="Decoder layer whose cross-attention gives --alignments (-1: the last).")
     @click.option("--prefix-file", default=None, type=click.Path(dir_okay=False),
                   help="Target prefixes, one per input line (an empty line: none): each "
                        "output starts with its prefix and the model continues it (trained "
-                       "model folders).")
+                       "model folders and SavedModels).")
     @click.option("--constraints", "constraints_file", default=None,
                   type=click.Path(dir_okay=False),
                   help="Terminology constraints, one line per input: phrases separated by "
