@@ -67,12 +67,14 @@ def test_translate_with_an_export_gives_the_trained_folders_prefixes_and_alignme
     _, trained_folder = trained_date_model
     prefixes = tmp_path / "prefixes.txt"
     prefixes.write_text("".join(p + "\n" for p in PREFIXES))
-    for options in (["--prefix-file", str(prefixes)], ["--alignments"]):
-        exported = _translate(folder, tmp_path, *options)
-        assert exported.exit_code == 0, exported.output
-        trained = _translate(trained_folder, tmp_path, *options)
-        assert exported.stdout.splitlines() == trained.stdout.splitlines()
-        assert len(exported.stdout.splitlines()) == len(TEXTS)
+    options = ["--prefix-file", str(prefixes), "--alignments"]
+    exported = _translate(folder, tmp_path, *options)
+    assert exported.exit_code == 0, exported.output
+    trained = _translate(trained_folder, tmp_path, *options)
+    assert exported.stdout.splitlines() == trained.stdout.splitlines()
+    lines = [line.split(" ||| ") for line in exported.stdout.splitlines()]
+    assert len(lines) == len(TEXTS) and all(len(fields) == 2 for fields in lines)
+    assert all(text.startswith(prefix) for (text, _), prefix in zip(lines, PREFIXES))
     result = _translate(folder, tmp_path, "--alignments", "--alignment-layer", "0")
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "exported with the alignments of decoder layer 1" in result.output
