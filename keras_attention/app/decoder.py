@@ -160,8 +160,7 @@ class Decoder:
             error = _undecodable(path)
             if error is not None:
                 raise error
-        for path in (model_path, *ensemble) if ensemble else ():
-            if not is_trained_folder(path):
+            if ensemble and not is_trained_folder(path):
                 raise ValueError(f"'{path}' is not a trained model folder (no {MODEL_FILE}); "
                                  "an ensemble (--model given more than once) decodes trained "
                                  "model folders only, not exports.")
@@ -183,10 +182,9 @@ class Decoder:
             self.max_source_length = self._generator.max_source_length
             return
         if is_trained_folder(model_path):
+            from keras_attention.decoding.ensemble import check_members
             from keras_attention.decoding.text import TextGenerator
             from keras_attention.models import load_trained_model
-
-            from keras_attention.decoding.ensemble import check_members
 
             trained = load_trained_model(model_path)
             members = [load_trained_model(path) for path in ensemble]

@@ -278,11 +278,17 @@ def _check_prefix(prefix_ids, source_ids, length):
                          "tokens; shorten it or raise max_length.")
 
 
-def _check_constraints(constraint_ids, source_ids, config):
-    """One-line errors for constraints that cannot be searched for."""
+def check_constraint_strategy(config):
+    """A one-line ``ValueError`` unless ``config`` searches with beam search,
+    the only strategy constraints run with."""
     if config.strategy != "beam":
         raise ValueError(f"constraints need beam search, not {config.strategy}; use "
                          "strategy='beam' (--strategy beam).")
+
+
+def _check_constraints(constraint_ids, source_ids, config):
+    """One-line errors for constraints that cannot be searched for."""
+    check_constraint_strategy(config)
     shape = tuple(constraint_ids.shape)
     if len(shape) != 3 or None in shape[1:]:
         raise ValueError("constraint_ids must be (batch, constraints, phrase_length) with "

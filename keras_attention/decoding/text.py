@@ -24,7 +24,12 @@ from keras_attention import validation
 from keras_attention.constants import PAD_ID
 from keras_attention.data.buckets import padded_ids, round_up
 from keras_attention.decoding.ensemble import check_members, ensemble_steps
-from keras_attention.decoding.generate import DecodingConfig, generate, output_length
+from keras_attention.decoding.generate import (
+    DecodingConfig,
+    check_constraint_strategy,
+    generate,
+    output_length,
+)
 from keras_attention.models.saving import TrainedModel, check_vocabularies
 
 
@@ -87,6 +92,12 @@ def target_ids(tokenizer, texts, what):
         for k, row in zip(given, source_ids(tokenizer, [texts[k] for k in given])):
             ids[k] = row
     return ids
+
+
+def _filled(values, rows):
+    """``values`` made ``rows`` long: the missing rows repeat the last one
+    (so a padded batch's extra rows end when it does)."""
+    return [values[min(i, len(values) - 1)] for i in range(rows)]
 
 
 def padded_phrases(rows):
@@ -258,7 +269,7 @@ class TextGenerator:
         the last one, so they end when it does."""
         longest = max(1, max(len(row) for row in rows))
         length = min(round_up(longest, self.length_bucket), self.max_source_length)
-        return padded_ids([rows[min(i, len(rows) - 1)] for i in range(batch_size)], length)
+        return padded_ids(_filled(rows, batch_size), length)
 
     def stream(self, texts, batch_size=32, on_batch=None, prefixes=None, constraints=None):
         """The n-best hypotheses of each text, best first, in input order, as
@@ -293,9 +304,8 @@ class TextGenerator:
                 raise ValueError(f"{len(given)} {what} for {len(texts)} inputs; give one per "
                                  "input (an empty one for none).")
             extras[name] = tokenize(given)
-        if "constraints" in extras and self.config.strategy != "beam":
-            raise ValueError(f"constraints need beam search, not {self.config.strategy}; "
-                             "use --strategy beam (DecodingConfig(strategy='beam')).")
+        if "constraints" in extras:
+            check_constraint_strategy(self.config)  # before the first batch
         # Fewer inputs than batch_size: pad to a power of two, not to a full batch.
         rows = min(batch_size, 1 << max(0, len(ids) - 1).bit_length())
         window = batch_size * SORT_WINDOW
@@ -323,15 +333,12 @@ class TextGenerator:
         (each output starting with its ``prefix`` row and containing its
         ``constraints`` phrases, if given), decoded as one batch padded to
         ``rows`` rows."""
-        def filled(values):  # the missing rows repeat the last one, as the sources
-            return [values[min(i, len(values) - 1)] for i in range(rows)]
-
         extras = {}
         if prefix is not None:
             width = round_up(max(1, max(len(row) for row in prefix)), 8)
-            extras["prefix_ids"] = tf.constant(padded_ids(filled(prefix), width))
+            extras["prefix_ids"] = tf.constant(padded_ids(_filled(prefix, rows), width))
         if constraints is not None:
-            extras["constraint_ids"] = tf.constant(padded_phrases(filled(constraints)))
+            extras["constraint_ids"] = tf.constant(padded_phrases(_filled(constraints, rows)))
         output_ids, scores = self._generate_ids(tf.constant(self._padded_batch(rows_ids, rows)),
                                                 **extras)
         output_ids = np.asarray(output_ids)[: len(rows_ids)]
